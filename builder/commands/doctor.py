@@ -1,0 +1,5 @@
+"""`builder doctor`."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

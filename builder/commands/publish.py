@@ -1,0 +1,5 @@
+"""`builder publish`."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,5 @@
+"""`builder vm`."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,254 @@
+"""Run ids, a journal of what a run created on the host, teardown and reaping.
+
+Every host object a run creates (process, namespace, link, mount, loop device, libvirt domain,
+temp path) carries the run id in its name and is written to the run's journal *before* it is
+created. Teardown walks the journal backwards on exit, on error and on SIGINT/SIGTERM; after a
+SIGKILL the journal is still on disk, so the next run's `reap()` undoes it once the owning
+process is gone. Live runs are left alone: a run is dead when its pid is gone or was reused
+(the recorded start time no longer matches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RUN_ROOT = Path(os.environ.get("BUILDER_RUN_DIR", "/run/builder"))
+PREFIX = "bx"  # every host object name starts with PREFIX + run id: `bx3fa9c1...`
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime), counted after the parenthesised comm which may contain spaces
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    now = _proc_start_time(pid)
+    return now is not None and (start is None or now == start)
+
+
+def _quiet(argv: list[str]) -> None:
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def _kill_process(rec: dict) -> None:
+    pid = rec["pid"]
+    if not _alive(pid, rec.get("start")):
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig) if rec.get("group") else os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        for _ in range(50):
+            if not _alive(pid, rec.get("start")):
+                return
+            threading.Event().wait(0.05)
+
+
+def _remove_path(rec: dict) -> None:
+    p = Path(rec["path"])
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def _undo_link(rec: dict) -> None:
+    ns = rec.get("netns")
+    _quiet((["ip", "-n", ns] if ns else ["ip"]) + ["link", "del", rec["name"]])
+
+
+def _undo_libvirt_domain(rec: dict) -> None:
+    try:
+        import libvirt
+    except ImportError:
+        return
+    try:
+        conn = libvirt.open(rec.get("uri", "qemu:///system"))
+    except libvirt.libvirtError:
+        return
+    try:
+        dom = conn.lookupByName(rec["name"])
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    except libvirt.libvirtError:
+        pass
+    finally:
+        conn.close()
+
+
+UNDO: dict[str, Callable[[dict], None]] = {
+    "process": _kill_process,
+    "path": _remove_path,
+    "netns": lambda r: _quiet(["ip", "netns", "del", r["name"]]),
+    "link": _undo_link,
+    "mount": lambda r: _quiet(["umount", "-l", r["path"]]),
+    "loop": lambda r: _quiet(["losetup", "-d", r["device"]]),
+    "libvirt-domain": _undo_libvirt_domain,
+}
+
+
+@dataclass
+class Run:
+    """A run's identity and journal. Use as a context manager: teardown on any exit."""
+
+    id: str = field(default_factory=lambda: secrets.token_hex(3))
+    root: Path = RUN_ROOT
+    _undo: list[tuple[str, dict]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def tag(self) -> str:
+        """Prefix for every host object name of this run (`bx` + 6 hex = 8 chars, IFNAMSIZ-safe)."""
+        return PREFIX + self.id
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.id
+
+    def name(self, suffix: str) -> str:
+        n = f"{self.tag}{suffix}"
+        if len(n) > 15:
+            raise ValueError(f"host object name {n!r} exceeds 15 characters")
+        return n
+
+    def start(self) -> Run:
+        reap(self.root)
+        self.dir.mkdir(parents=True, exist_ok=False)
+        (self.dir / "owner.json").write_text(
+            json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())})
+        )
+        return self
+
+    def record(self, kind: str, **rec) -> dict:
+        """Journal a host object before creating it, so a SIGKILL cannot orphan it."""
+        if kind not in UNDO:
+            raise ValueError(f"unknown resource kind {kind}")
+        with self._lock:
+            self._undo.append((kind, rec))
+            with open(self.dir / "journal.jsonl", "a") as f:
+                f.write(json.dumps({"kind": kind, **rec}) + "\n")
+        return rec
+
+    def release(self, rec: dict) -> None:
+        """Undo one recorded object now (e.g. a finished stage's mount) and forget it."""
+        with self._lock:
+            for i, (kind, r) in enumerate(self._undo):
+                if r is rec:
+                    del self._undo[i]
+                    break
+            else:
+                return
+        UNDO[kind](rec)
+        self._rewrite_journal()
+
+    def _rewrite_journal(self) -> None:
+        with self._lock:
+            lines = "".join(json.dumps({"kind": k, **r}) + "\n" for k, r in self._undo)
+            (self.dir / "journal.jsonl").write_text(lines)
+
+    def teardown(self) -> None:
+        while True:
+            with self._lock:
+                if not self._undo:
+                    break
+                kind, rec = self._undo.pop()
+            try:
+                UNDO[kind](rec)
+            except Exception:  # teardown must go on; the reaper retries leftovers
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Run:
+        self.start()
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+        if threading.current_thread() is threading.main_thread():
+            for s in self._old:
+                signal.signal(s, _raise_interrupt)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.teardown()
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                for s, h in self._old.items():
+                    signal.signal(s, h)
+
+
+def _raise_interrupt(signum, _frame):
+    # Turn SIGTERM/SIGHUP into the same unwinding as Ctrl-C so every `with` block tears down.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _undo_journal(path: Path) -> None:
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for rec in reversed(recs):
+        try:
+            UNDO[rec.pop("kind")](rec)
+        except Exception:
+            pass
+
+
+def _sweep_named_leftovers(dead: set[str]) -> None:
+    """Objects named after a dead run but missing from its journal (killed mid-write)."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if any(name.startswith(PREFIX + rid) for rid in dead):
+            _quiet(["ip", "netns", "del", name])
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+    for link in json.loads(out or "[]"):
+        if any(link["ifname"].startswith(PREFIX + rid) for rid in dead):
+            _quiet(["ip", "link", "del", link["ifname"]])
+
+
+def reap(root: Path = RUN_ROOT) -> list[str]:
+    """Undo the journals of dead runs; return their ids. Live runs are left alone."""
+    if not root.is_dir():
+        return []
+    dead = []
+    for d in sorted(root.iterdir()):
+        owner = d / "owner.json"
+        try:
+            o = json.loads(owner.read_text())
+        except (OSError, ValueError):
+            o = None
+        if o and _alive(o["pid"], o.get("start")):
+            continue
+        journal = d / "journal.jsonl"
+        if journal.exists():
+            _undo_journal(journal)
+        shutil.rmtree(d, ignore_errors=True)
+        dead.append(d.name)
+    if dead:
+        _sweep_named_leftovers(set(dead))
+    return dead
+
+
+def live_runs(root: Path = RUN_ROOT) -> list[str]:
+    if not root.is_dir():
+        return []
+    out = []
+    for d in root.iterdir():
+        try:
+            o = json.loads((d / "owner.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(o["pid"], o.get("start")):
+            out.append(d.name)
+    return out
