@@ -1,0 +1,73 @@
+"""The local directory store: `<output>/<name>/<version>/`, filled atomically.
+
+A version directory appears whole or not at all: files are written to a hidden staging
+directory beside it and renamed into place. An existing version is never overwritten unless
+forced, and then the old one is swapped out only after the new one is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import UserError
+
+CHUNK = 4 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256sums(entries: dict[str, str]) -> str:
+    """coreutils `sha256sum` format, so `sha256sum -c SHA256SUMS` verifies the directory."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(entries.items()))
+
+
+def version_dir(output: Path, name: str, version: str) -> Path:
+    return output / name / version
+
+
+def staging_dir(output: Path, name: str, version: str) -> Path:
+    """A hidden directory beside the final one (same filesystem, so the rename is atomic)."""
+    parent = output / name
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=parent))
+
+
+def check_free(output: Path, name: str, version: str, force: bool) -> None:
+    final = version_dir(output, name, version)
+    if final.exists() and not force:
+        raise UserError(
+            f"{final} already exists; versions are never overwritten (use --force to replace)",
+            field="version",
+        )
+
+
+def commit(staging: Path, output: Path, name: str, version: str, force: bool) -> Path:
+    """Rename a complete staging directory into place."""
+    final = version_dir(output, name, version)
+    check_free(output, name, version, force)
+    os.chmod(staging, 0o755)
+    if final.exists():
+        old = final.with_name(f".{version}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        os.rename(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, final)
+    return final
+
+
+def sweep_partials(output: Path) -> None:
+    """Remove staging directories left by killed runs."""
+    for p in output.glob("*/.*.partial"):
+        shutil.rmtree(p, ignore_errors=True)

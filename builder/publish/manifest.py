@@ -1,0 +1,70 @@
+"""manifest.json: what was built, from what, with which tools, and how it tested.
+
+Publishers read it back (`load`) and refuse a version whose checks did not all pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import UserError
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+
+
+class FileEntry(BaseModel):
+    name: str
+    size: int
+    sha256: str
+    format: str | None = None  # qcow2 | vmdk | ova | None for metadata
+
+
+class CaseResult(BaseModel):
+    name: str
+    passed: bool
+    seconds: float = 0.0
+    evidence: str = ""
+
+
+class Suite(BaseModel):
+    passed: bool
+    cases: list[CaseResult] = Field(default_factory=list)
+    skipped_reason: str | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: str
+    input_hash: str
+    git_revision: str | None
+    built_at: str
+    accelerator: str
+    tools: dict[str, str]
+    packages: dict[str, str]
+    files: list[FileEntry]
+    stages: dict[str, float]  # stage name -> seconds (0 on a cache hit)
+    cached_stages: list[str] = Field(default_factory=list)
+    tests: dict[str, Suite]  # "boot", "fabric"
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.tests) and all(s.passed for s in self.tests.values())
+
+    def dumps(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def load(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    try:
+        return Manifest.model_validate(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise UserError("no manifest; build it with `builder vm`", file=str(path)) from None
+    except (ValueError, TypeError) as e:
+        raise UserError(f"not a valid manifest: {str(e).splitlines()[0]}", file=str(path)) from None
