@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from builder.errors import UserError
 from builder.image import ova, ovf
-from builder.image.ovf import Appliance, Disk, Nic, render_descriptor, write_ova
+from builder.image.ovf import Appliance, render_descriptor, write_ova
 
 
 def xmllint(path) -> subprocess.CompletedProcess:
@@ -27,17 +27,19 @@ def xmllint(path) -> subprocess.CompletedProcess:
 
 
 def odd_appliance() -> Appliance:
-    return Appliance(
-        name='lab & <"odd"> \'vm\'',
-        version="9.9.9-rc1+build.7",
-        description='a&b <c> "d" \'e\'',
-        vendor="R&D <labs>",
-        product_url="https://x.example/?a=1&b=2",
-        cpus=64,
-        memory_mib=2097152,
-        disk=Disk(file="disk&<1>.vmdk", capacity_bytes=64 << 40),
-        nic=Nic(network='Net "A" & <B>'),
-    )
+    """Markup characters everywhere text lands, and the largest values the model allows."""
+    odd = {
+        "name": 'lab & <"odd"> \'vm\'',
+        "version": "9.9.9-rc1+build.7",
+        "description": 'a&b <c> "d" \'e\'',
+        "vendor": "R&D <labs>",
+        "product_url": "https://x.example/?a=1&b=2",
+        "cpus": 64,
+        "memory_mib": 2097152,
+        "disk": {"file": "disk&<1>.vmdk", "capacity_bytes": 64 << 40},
+        "nic": {"network": 'Net "A" & <B>'},
+    }
+    return Appliance.model_validate({**sample_appliance().model_dump(), **odd})
 
 
 def test_descriptor_matches_golden():
