@@ -8,11 +8,15 @@ from pathlib import Path
 
 import click
 
-from ..build import Build, Options, Outcome
+from typing import TypeVar
+
+from ..build import Build, Options
 from ..image.cache import DEFAULT_ROOT, Cache
 from ..progress import Reporter
 from ..runs import Run
 from ..spec import ImageSpec
+
+T = TypeVar("T")
 
 
 def build_options(f: Callable) -> Callable:
@@ -39,6 +43,6 @@ def make_build(spec: ImageSpec, run: Run, opts: dict) -> Build:
     return Build(spec, run, options, Reporter(quiet=opts["quiet"]))
 
 
-def run_build(spec: ImageSpec, opts: dict, body: Callable[[Build], Outcome]) -> Outcome:
+def run_build(spec: ImageSpec, opts: dict, body: Callable[[Build], T]) -> T:
     with Run() as run:
         return body(make_build(spec, run, opts))

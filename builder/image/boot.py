@@ -102,8 +102,8 @@ class Vm:
         """Clean shutdown through the agent; True when the guest powered itself off in time."""
         if not self.alive():
             return True
-        with contextlib.suppress(OSError):
-            self.agent.shutdown()
+        with contextlib.suppress(OSError, BuildFailed):
+            self.agent.poweroff()
         try:
             self.process.wait(timeout=timeout)
             return True

@@ -10,7 +10,7 @@ from .. import proc
 from ..publish.local import sha256_file
 from ..runs import Run
 from ..spec import ImageSpec
-from .ovf import Appliance, write_ova
+from .ovf import Appliance, Disk, write_ova
 
 
 def file_names(spec: ImageSpec) -> dict[str, str]:
@@ -38,8 +38,7 @@ def appliance(spec: ImageSpec, capacity: int, vmdk: str) -> Appliance:
         description=spec.description,
         cpus=spec.cpus,
         memory_mib=spec.memory_mib,
-        disk_file=vmdk,
-        disk_capacity_bytes=capacity,
+        disk=Disk(file=vmdk, capacity_bytes=capacity),
     )
 
 
