@@ -29,7 +29,7 @@ class GuestCheck:
 BUILTIN = (
     # --wait blocks until boot finished; "running" means no failed units ("degraded" otherwise)
     GuestCheck("systemd-multi-user", ("systemctl", "is-system-running", "--wait"), r"^running\s*$", 300),
-    GuestCheck("no-failed-units", ("systemctl", "--failed", "--no-legend", "--plain"), r"^\s*$"),
+    GuestCheck("no-failed-units", ("systemctl", "--failed", "--no-legend", "--plain"), r"\A\s*\Z"),
     GuestCheck("network-up", ("sh", "-c", "ip -j -4 addr show scope global | grep -q '\"local\"' "
                                          "&& ip -4 route show default | grep -q ."), None, 60),
     GuestCheck("root-on-uuid", ("sh", "-c", "grep -o 'root=UUID=[0-9a-f-]*' /proc/cmdline"), r"root=UUID="),
