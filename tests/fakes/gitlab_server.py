@@ -309,6 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
         with s.lock:
             if parts == ["user", "runners"] and method == "POST":
                 return self._create_runner()
+            if parts == ["user"] and method == "GET":
+                if self.auth is None or self.auth[0] != "private":
+                    raise HTTPError(401, "401 Unauthorized")
+                name = self.auth[1]["username"]
+                return 200, {**_user(name), "web_url": f"{s.url}/{name}", "is_admin": True}, {}
             if len(parts) >= 2 and parts[0] == "projects":
                 project = self._project(parts[1])
                 rest = parts[2:]
@@ -584,6 +589,8 @@ class _Handler(BaseHTTPRequestHandler):
         s = self.server_state
         runner = {"id": s.next_id(), "token": "glrt-" + hashlib.sha256(str(s.next_id()).encode()).hexdigest()[:20],
                   "token_expires_at": None}
+        if isinstance(body.get("tag_list"), str):  # python-gitlab sends a comma-separated string
+            body["tag_list"] = [t for t in body["tag_list"].split(",") if t]
         s.runners.append({**body, **runner})
         return 201, runner, {}
 
