@@ -231,6 +231,12 @@ class _Handler(BaseHTTPRequestHandler):
             return json.loads(data)
         return {k: v[-1] for k, v in parse_qs(data.decode()).items()}
 
+    def _update(self, obj: dict, keys: tuple[str, ...]) -> dict:
+        """A PUT: copy the given attributes of the JSON body onto obj; returns the body."""
+        body = self._json_body()
+        obj.update({k: body[k] for k in keys if k in body})
+        return body
+
     def _send(self, status: int, body, headers: dict | None = None, raw: Path | None = None) -> None:
         self.send_response(status)
         for k, v in (headers or {}).items():
@@ -455,10 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return 200, self._release_json(project, r), {}
             if method == "PUT":
-                body = self._json_body()
-                for k in ("name", "description", "released_at"):
-                    if k in body:
-                        r[k] = body[k]
+                self._update(r, ("name", "description", "released_at"))
                 return 200, self._release_json(project, r), {}
             if method == "DELETE":
                 del project.releases[tag]
@@ -494,10 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             return 200, link, {}
         if method == "PUT":
-            body = self._json_body()
-            for k in ("name", "url", "link_type", "direct_asset_path"):
-                if k in body:
-                    link[k] = body[k]
+            self._update(link, ("name", "url", "link_type", "direct_asset_path"))
             return 200, link, {}
         if method == "DELETE":
             r["links"].remove(link)
@@ -536,10 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return 200, self._schedule_json(sch, True), {}
             if method == "PUT":
-                body = self._json_body()
-                for k in ("description", "ref", "cron", "cron_timezone"):
-                    if k in body:
-                        sch[k] = body[k]
+                body = self._update(sch, ("description", "ref", "cron", "cron_timezone"))
                 if "active" in body:
                     sch["active"] = _bool(body["active"])
                 sch["updated_at"] = _now()
