@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.publish.gitlab import publish_gitlab  # noqa: E402
 from tests.fakes.gitlab_server import FakeGitLab  # noqa: E402
-from tests.unit.gitlab_helpers import make_version, target  # noqa: E402
+from tests.fakes.gitlab_helpers import make_version, target  # noqa: E402
 
 
 def main() -> None:

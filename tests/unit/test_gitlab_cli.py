@@ -10,7 +10,7 @@ import pytest
 from builder.cli import main
 from builder.publish.gitlab_target import GitLabTarget, resolve_target
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
-from tests.unit.gitlab_helpers import make_version
+from tests.fakes.gitlab_helpers import make_version
 
 
 @pytest.fixture

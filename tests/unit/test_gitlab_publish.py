@@ -10,7 +10,7 @@ from builder.errors import BuildFailed, UserError
 from builder.publish.gitlab import check_names, publish_gitlab
 from builder.publish.manifest import CaseResult, Suite
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
-from tests.unit.gitlab_helpers import fast_policy, make_version, target
+from tests.fakes.gitlab_helpers import fast_policy, make_version, target
 
 FILES = [
     "SHA256SUMS", "ceph-training-1.2.0.ova", "ceph-training-1.2.0.qcow2", "ceph-training-1.2.0.vmdk",
@@ -197,3 +197,18 @@ def test_job_token_publishes(gitlab_server, tmp_path):
         make_version(tmp_path), target(gitlab_server, gitlab_server.job_token, "job"), policy=fast_policy()
     )
     assert result.uploaded == FILES
+
+
+def test_release_description_is_the_manifest_summary(tmp_path):
+    import json
+
+    from builder import templates
+    from builder.publish.manifest import load
+
+    d = make_version(tmp_path)
+    text = templates.render("publish/release.md.j2", m=load(d))
+    assert text.startswith("ceph-training 1.2.0, built 2024-05-01T10:00:00Z from `0123abcd` (accelerator: tcg).")
+    assert "| fabric | passed | 1/1 |" in text and "| ceph-training-1.2.0.qcow2 |" in text
+    data = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**data, "summary": "Ceph Reef lab VM, 3 OSDs."}))
+    assert templates.render("publish/release.md.j2", m=load(d)).startswith("Ceph Reef lab VM, 3 OSDs.\n\nceph-training")
