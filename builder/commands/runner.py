@@ -67,12 +67,12 @@ def provision(spec: Path, uri: str, wait: bool, timeout: int, as_json: bool) -> 
 
     s = load_runner(spec)
     flag = domain.virt_flag_for(s.accel, probes.probe_host()["cpu_virt_flag"], _kvm_usable)
-    with Run() as run:
-        result = domain.provision(s, uri, run, flag)
-    result["accel"] = "kvm" if flag else "tcg"
-    if wait:
-        result["address"] = domain.wait_address(s.name, uri, timeout)
-        domain.wait_ssh(result["address"], timeout)
+    with Run() as run, domain.connection(uri) as conn:
+        result = domain.provision(conn, s, run, flag)
+        result["accel"] = "kvm" if flag else "tcg"
+        if wait:
+            result["address"] = domain.wait_address(conn, s.name, timeout)
+            domain.wait_ssh(result["address"], timeout)
     _report(result, as_json, f"runner {s.name}: {'created' if result['created'] else 'already there'} ({result['accel']})")
 
 
@@ -94,7 +94,8 @@ def list_(uri: str, as_json: bool) -> None:
     """Runner VMs builder made on this libvirt host."""
     from ..runner import domain
 
-    runners = domain.list_runners(uri)
+    with domain.connection(uri) as conn:
+        runners = domain.list_runners(conn)
     if as_json:
         emit_json(runners)
         return
@@ -112,7 +113,8 @@ def destroy(name: str, uri: str, as_json: bool) -> None:
     """Remove runner NAME: domain, overlay, seed ISO and console log."""
     from ..runner import domain
 
-    result = domain.destroy(name, uri)
+    with domain.connection(uri) as conn:
+        result = domain.destroy(conn, name)
     _report(result, as_json, f"runner {name}: {'removed' if result['removed'] else 'not there'}")
 
 
