@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from ..spec import NAME_RE, _Model, load_yaml, parse_size_mib, validate
 
-TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # GitLab runner tag
 
 
 class Network(_Model):
@@ -26,7 +26,8 @@ class VirtualBox(_Model):
 
 
 class RunnerSpec(_Model):
-    name: str
+    # also the guest's hostname and the libvirt domain's name
+    name: Annotated[str, Field(pattern=NAME_RE.pattern)]
     image: Path = Field(description="base qcow2 (built by this project); relative to the spec file")
     cpus: int = Field(2, ge=1, le=64)
     memory: str | int = "2G"
@@ -36,31 +37,15 @@ class RunnerSpec(_Model):
     accel: Literal["auto", "kvm", "tcg"] = "auto"
     user: str = Field("builder", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     ssh_authorized_keys: tuple[str, ...] = Field(min_length=1)
-    tags: tuple[str, ...] = ()
+    tags: tuple[Annotated[str, Field(pattern=TAG_RE.pattern)], ...] = ()
     setup: tuple[str, ...] = Field((), description="shell commands cloud-init runs once (runcmd)")
     virtualbox: VirtualBox = VirtualBox()
     log_dir: Path = Path("/var/log/builder/runners")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        # the name is also the guest hostname and a libvirt domain name
-        if not NAME_RE.match(v):
-            raise ValueError("lower-case letters, digits and dashes only")
-        return v
 
     @field_validator("memory", "disk_size")
     @classmethod
     def _size(cls, v: str | int) -> str | int:
         parse_size_mib(v)
-        return v
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for t in v:
-            if not TAG_RE.match(t):
-                raise ValueError(f"{t!r} is not a valid runner tag")
         return v
 
     @property
