@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from .. import host
+from ..runner import probes
 from ..console import emit_json, err
 
 EXAMPLES = """\b
@@ -21,7 +22,9 @@ Examples:
 def report(refresh: bool) -> dict:
     kvm = host.kvm_probe(refresh=refresh)
     free = shutil.disk_usage(Path.home())
+    virt = probes.probe_host()
     return {
+        **virt,
         "kvm_usable": kvm.usable,
         "kvm_reason": kvm.reason,
         "kvm_probe_seconds": round(kvm.seconds, 2),
@@ -43,6 +46,11 @@ def doctor(as_json: bool, refresh: bool) -> None:
     t = Table("check", "result", show_header=False)
     t.add_row("KVM usable", ("[green]yes[/] " if r["kvm_usable"] else "[yellow]no[/] ") + r["kvm_reason"])
     t.add_row("accelerator", r["accelerator"])
+    t.add_row("CPU virt flag", str(r["cpu_virt_flag"] or "none (no vmx/svm: no nested KVM)"))
+    t.add_row("nested KVM", {True: "enabled", False: "disabled", None: "unknown"}[r["nested"]])
+    vk = r["virtualbox_kvm"]
+    if vk["conflict"]:
+        t.add_row("VirtualBox vs KVM", "[yellow]conflict[/] " + vk["reason"] + "\nfix:\n  " + "\n  ".join(vk["fix"]))
     for name, v in r["tools"].items():
         t.add_row(name, v if v != "missing" else "[red]missing[/]")
     t.add_row("free disk", f"{r['free_disk_bytes'] / 2**30:.1f} GiB")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import proc
 from ..errors import BuildFailed
 from ..guest import GuestAgent
 from ..runs import Run, _proc_start_time
@@ -118,6 +119,7 @@ def boot(run: Run, plan: VmPlan) -> Iterator[Vm]:
     log = open(plan.workdir / f"{plan.name}.qemu.log", "wb")
     p = subprocess.Popen(qemu_argv(plan), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True)
+    t0 = time.monotonic()
     rec = run.record("process", pid=p.pid, start=_proc_start_time(p.pid), group=True)
     vm = Vm(plan, p)
     try:
@@ -133,3 +135,4 @@ def boot(run: Run, plan: VmPlan) -> Iterator[Vm]:
         run.release(rec)
         p.wait()
         log.close()
+        proc.TOOL_SPANS.append(("qemu-system-x86_64", t0, time.monotonic()))
