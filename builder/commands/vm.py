@@ -14,6 +14,8 @@ from ..build import Build, Outcome
 from ..console import emit_json, err
 from ..errors import BuildFailed
 from ..publish import local
+from ..publish.gitlab import publish_gitlab
+from ..publish.gitlab_target import resolve_target
 from ..publish.manifest import MANIFEST, SUMS, FileEntry, Manifest
 from ..spec import REPO_ROOT, ImageSpec, load_image
 from .options import build_options, run_build
@@ -23,7 +25,8 @@ Examples:
   builder vm ceph-training                    build, test, export, publish to artifacts/
   builder vm minimal --output /srv/images     publish somewhere else
   builder vm minimal --version 0.2.0 --force  replace an existing version
-  builder vm minimal --accel tcg --json       skip the KVM probe, print the summary as JSON"""
+  builder vm minimal --accel tcg --json       skip the KVM probe, print the summary as JSON
+  builder vm ceph-training --publish gitlab --project training/images"""
 
 
 def git_revision() -> str | None:
@@ -87,14 +90,20 @@ def summary(final: Path, m: Manifest) -> Table:
 @click.option("--output", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True,
               help="Local store: files land in OUTPUT/NAME/VERSION/.")
 @click.option("--force", is_flag=True, help="Replace an existing version in the store.")
+@click.option("--publish", "publish_to", type=click.Choice(["local", "gitlab"]), default="local",
+              show_default=True, help="After the local store, also upload to GitLab (packages + release).")
+@click.option("--project", help="GitLab project ID or path (default: $CI_PROJECT_ID).")
+@click.option("--gitlab", "gitlab_name", metavar="NAME", help="python-gitlab config section.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def vm(name: str, version: str | None, output: Path, force: bool, as_json: bool, **opts) -> None:
+def vm(name: str, version: str | None, output: Path, force: bool, publish_to: str, project: str | None,
+       gitlab_name: str | None, as_json: bool, **opts) -> None:
     """Build NAME, boot-test it, export qcow2 + VMDK + OVA and publish to a local directory.
 
     Nothing is published unless every check passes (exit 1 otherwise).
     """
     spec: ImageSpec = load_image(name, version=version)
     local.check_free(output, spec.name, spec.version, force)  # fail before an hour of work
+    target = resolve_target(project=project, gitlab_name=gitlab_name) if publish_to == "gitlab" else None
     local.sweep_partials(output)
 
     def body(b: Build) -> tuple[Path, Manifest]:
@@ -104,6 +113,9 @@ def vm(name: str, version: str | None, output: Path, force: bool, as_json: bool,
         return publish_local(b.out, output, force, b.rep.durations)
 
     final, manifest = run_build(spec, opts, body)
+    if target is not None:
+        res = publish_gitlab(final, target, progress=lambda line: err.print(line, markup=False))
+        err.print(f"GitLab: {len(res.uploaded)} uploaded, {len(res.unchanged)} unchanged; release {res.tag}")
     if as_json:
         emit_json(manifest.model_dump(mode="json"))
     else:
