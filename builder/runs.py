@@ -128,10 +128,11 @@ class Run:
 
     def start(self) -> Run:
         reap(self.root)
-        self.dir.mkdir(parents=True, exist_ok=False)
-        (self.dir / "owner.json").write_text(
-            json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())})
-        )
+        # the directory appears with its owner already named, so no reaper ever sees it ownerless
+        tmp = self.root / f".{self.id}.new"
+        tmp.mkdir(parents=True)
+        (tmp / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())}))
+        os.rename(tmp, self.dir)
         return self
 
     def record(self, kind: str, **rec) -> dict:
@@ -230,6 +231,8 @@ def reap(root: Path = RUN_ROOT) -> list[str]:
         return []
     dead = []
     for d in sorted(root.iterdir()):
+        if d.name.startswith("."):
+            continue
         owner = d / "owner.json"
         try:
             o = json.loads(owner.read_text())
