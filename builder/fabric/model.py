@@ -69,6 +69,8 @@ class RouterAdvert(_Model):
     other_config: bool = False
     reachable_time: int = Field(0, ge=0)
     retrans_timer: int = Field(0, ge=0)
+    solicited_unicast: bool = Field(True, description="radvd AdvRASolicitedUnicast; off: every "
+                                    "solicitation is answered by one multicast RA all hosts see")
 
 
 class Overlay(_Model):
