@@ -114,6 +114,7 @@ UNDO: dict[str, Callable[[dict], None]] = {
     "path": _remove_path,
     "netns": lambda r: _quiet(["ip", "netns", "del", r["name"]]),
     "link": _undo_link,
+    "sysctl": lambda r: Path("/proc/sys", r["key"].replace(".", "/")).write_text(r["old"]),
     "netns-set": lambda r: _batch_del("netns", r["names"]),
     "link-set": lambda r: _batch_del("link", r["names"]),
     "mount": lambda r: _quiet(["umount", "-l", r["path"]]),

@@ -97,6 +97,20 @@ def _ok(res: tuple[int, str]) -> tuple[bool, str]:
     return res[0] == 0, res[1]
 
 
+def ping_segments(ctx: Context) -> Iterator[Case]:
+    """A sample of each underlay segment's members pings its first member (across bridge
+    shards when the segment is sharded)."""
+    for seg in ctx.topo.fabric.segments:
+        members = [(n, lk) for n, lk in ctx.topo.members(seg.name) if lk.ipv4]
+        if len(members) < 2:
+            continue
+        target = members[0]
+        others = [m for m in members[1:] if m[0].name in ctx.execs]
+        for node, _ in ctx.rng.sample(others, min(ctx.sample, len(others))):
+            yield (f"ping/v4/{seg.name}/{node.name}->{target[0].name}",
+                   lambda n=node, d=target[1].ipv4.ip: _expect(*_ok(_ping(ctx, n.name, d, count=3))))  # fmt: skip
+
+
 def vni_isolation(ctx: Context) -> Iterator[Case]:
     """A probe address of VNI A's subnet put on a VNI B host must stay unreachable from A."""
     ovs = [o for o in ctx.topo.fabric.overlays if o.ipv4]
@@ -220,7 +234,7 @@ def _tcp(ctx: Context, owner, peer, prefix) -> str:
     return _expect(rc == 0 and out.startswith(token), ev)
 
 
-ALL = (ping_overlays, vni_isolation, mtu, router_adverts, anyip)
+ALL = (ping_segments, ping_overlays, vni_isolation, mtu, router_adverts, anyip)
 
 
 def run_all(ctx: Context, checks=ALL, workers: int = 8) -> list[CaseResult]:

@@ -131,6 +131,9 @@ def plan_host(topo: Topology, tag: str, limit: int = BRIDGE_MAX_PORTS) -> HostPl
 def node_script(node: ResolvedNode) -> str:
     """The node's iproute2 plan as an `ip -batch` script (no `ip`, family from the prefix)."""
     lines = ["link set lo up"]
+    # no IPv6 on a link: no link-local either, else every namespace's DAD/MLD/RS chatter floods
+    # every port of a 2000-port segment and starves ARP
+    lines += [f"link set dev {lk.device} addrgenmode none" for lk in node.links if not lk.is_overlay and not lk.ipv6]
     for argv in node_plan(node, vlan_devices=False, nodad=True):
         args = [a for a in argv[1:3] if a not in ("-4", "-6")] + argv[3:]
         lines.append(" ".join(args))
@@ -221,10 +224,26 @@ class Fabric:
         }
 
 
+BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
+
+
+def _backlog_for(topo: Topology, run: Run) -> None:
+    """A broadcast on a bridge is queued to every veth peer in one go, through the per-CPU
+    backlog (netdev_max_backlog, 1000 by default): on a larger segment the tail of the flood,
+    ARP included, is dropped. Raise it for the run; the journal puts the old value back."""
+    need = max((len(topo.ports(s.name)) for s in topo.fabric.segments), default=0) + 1024
+    old = BACKLOG.read_text().strip()
+    if int(old) < need:
+        run.record("sysctl", key="net.core.netdev_max_backlog", old=old)
+        BACKLOG.write_text(str(need))
+
+
 def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int = 4) -> Fabric:
     t0 = time.monotonic()
     plan = plan_host(topo, run.tag, limit)
     fab = Fabric(topo, run, plan)
+    if len(plan.ports) > 900:
+        _backlog_for(topo, run)
     run.record("link-set", names=plan.link_names)
     run.record("netns-set", names=list(plan.netns.values()))
     _ip_batch(plan.netns_script())

@@ -133,7 +133,7 @@ def test_sigkill_mid_up_is_reaped_by_next_run(delay):
 
 def test_bridge_port_limit_is_named():
     """The kernel refuses a bridge's 1024th port ("exchange full"); the error names the limit."""
-    import yaml
+
 
     from builder.fabric.model import Fabric
     from builder.fabric.validate import resolve
@@ -144,4 +144,19 @@ def test_bridge_port_limit_is_named():
     topo = resolve(validate(Fabric, data, Path("full.yaml")))
     with runs.Run(root=runs.RUN_ROOT) as run, pytest.raises(netns.BridgeFull, match="at most 1023 ports"):
         netns.up(topo, run, limit=1024)  # pretend the bridge could take it: the kernel says no
-    del yaml
+
+
+
+@pytest.mark.slow
+def test_2000_endpoints_sharded_up_ping_down():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from fabric import scale_fabric
+
+    from builder.fabric import checks
+
+    topo = scale_fabric(2000)
+    with runs.Run(root=runs.RUN_ROOT) as run:
+        fab = session.up(topo, run)
+        assert len(fab.plan.bridges) == 2 and len(fab.plan.netns) == 2000
+        cases = checks.run_all(session.context(topo, fab.plan.netns, run), (checks.ping_segments,))
+    assert len(cases) == 8 and all(c.passed for c in cases), [c.evidence for c in cases if not c.passed]
