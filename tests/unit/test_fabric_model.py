@@ -155,3 +155,10 @@ def test_anyip_routes_prefer_overlay():
     assert str(r["192.168.100.0/24"].via) == "10.0.0.21" and r["192.168.100.0/24"].dev == "vxlan1000"
     # web2000 shares only the underlay with the AnyIP node
     assert [str(x.via) for x in topo.node("web2000").routes] == ["192.168.0.13"]
+
+
+def test_ceph_lab_fabric_is_valid():
+    from builder.fabric.validate import load
+
+    topo = load(ROOT / "fabrics/ceph-lab.yaml")
+    assert topo.node("image").kind == "vm" and topo.fabric.iscsi.target.portals[1].exploded == "172.16.1.1"
