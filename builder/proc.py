@@ -10,7 +10,6 @@ import selectors
 import signal
 import subprocess
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,19 @@ from pathlib import Path
 from .errors import BuildFailed
 from .runs import Run, _proc_start_time
 
-# seconds spent inside each external tool during this process, keyed by argv[0]'s basename
-TOOL_SECONDS: dict[str, float] = defaultdict(float)
+# (tool, start, end) of every external tool run in this process, for the overhead benchmark;
+# spans may overlap (two conversions run side by side), so measure their union.
+TOOL_SPANS: list[tuple[str, float, float]] = []
+
+
+def tool_seconds(since: float = 0.0) -> float:
+    """Wall time covered by at least one external tool since `since` (time.monotonic())."""
+    total, end = 0.0, since
+    for a, b in sorted((max(a, since), b) for _, a, b in TOOL_SPANS if b > since):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 @dataclass
@@ -120,7 +130,7 @@ def run(
         sel.close()
         p.stdout.close()
         seconds = time.monotonic() - t0
-        TOOL_SECONDS[Path(argv[0]).name] += seconds
+        TOOL_SPANS.append((Path(argv[0]).name, t0, t0 + seconds))
         if rec is not None and run_ctx is not None:
             run_ctx.release(rec)  # already exited; release only forgets it
     res = Result(argv, p.returncode, "\n".join(lines), seconds)

@@ -177,6 +177,13 @@ class Run:
         UNDO[kind](rec)
         self._rewrite_journal()
 
+    def keep(self, rec: dict) -> None:
+        """Hand a recorded object over to its owner (a provisioned runner VM): forget it
+        without undoing it, so neither teardown nor reap removes it."""
+        with self._lock:
+            self._undo = [(k, r) for k, r in self._undo if r is not rec]
+        self._rewrite_journal()
+
     def _rewrite_journal(self) -> None:
         with self._lock:
             lines = "".join(json.dumps({"kind": k, **r}) + "\n" for k, r in self._undo)

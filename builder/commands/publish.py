@@ -1,5 +1,72 @@
-"""`builder publish`."""
+"""`builder publish NAME VERSION --to local|gitlab`."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+from pathlib import Path
+
+import click
+
+from ..console import emit_json, err
+from ..publish.local import version_dir
+from ..publish.manifest import MANIFEST
+from ..publish.verify import require_passing, verify_version_dir
+from ..spec import check_version
+
+
+@click.command(
+    name="publish",
+    epilog="""\b
+Examples:
+  builder publish ceph-training 1.2.0 --to local            verify artifacts/ceph-training/1.2.0
+  builder publish ceph-training 1.2.0 --to gitlab --project training/images
+  builder publish ceph-training 1.2.0 --to gitlab --gitlab work --project 42 --json
+\b
+Credentials: --gitlab NAME (a python-gitlab config section), else GITLAB_URL and
+GITLAB_PRIVATE_TOKEN, else CI_SERVER_URL and CI_JOB_TOKEN inside GitLab CI.""",
+)
+@click.argument("name")
+@click.argument("version")
+@click.option("--to", "dest", type=click.Choice(["local", "gitlab"]), default="local", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True,
+              help="local store holding NAME/VERSION/")
+@click.option("--project", help="GitLab project ID or path (default: $CI_PROJECT_ID)")
+@click.option("--gitlab", "gitlab_name", metavar="NAME", help="python-gitlab config section to use")
+@click.option("--ref", help="commit or branch to tag when the release tag does not exist yet "
+              "(default: the manifest's git revision)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
+def publish(name: str, version: str, dest: str, output: Path, project: str | None, gitlab_name: str | None,
+            ref: str | None, as_json: bool) -> None:
+    """Verify a built version and publish it to the local store or to GitLab.
+
+    A version is published only if its manifest records passing boot and fabric checks and
+    every file matches SHA256SUMS. Publishing to GitLab again with identical files uploads
+    nothing; with different content it is refused (exit 1).
+    """
+    check_version(version, field="VERSION")
+    d = version_dir(output, name, version)
+    if dest == "local":
+        vv = verify_version_dir(d, name, version)
+        require_passing(vv.manifest, d / MANIFEST)
+        result = {
+            "name": name, "version": version, "directory": str(d), "files": vv.digests,
+            "tests": {k: s.passed for k, s in vv.manifest.tests.items()},
+        }
+        if as_json:
+            emit_json(result)
+        else:
+            err.print(f"{name} {version}: {len(vv.digests)} files verified in {d}; tests passed")
+        return
+
+    from ..publish.gitlab import publish_gitlab
+    from ..publish.gitlab_target import resolve_target
+
+    target = resolve_target(project=project, gitlab_name=gitlab_name)
+    res = publish_gitlab(d, target, ref=ref, progress=lambda line: err.print(line, markup=False))
+    if as_json:
+        emit_json(res.as_dict())
+    else:
+        err.print(f"{name} {version}: {len(res.uploaded)} uploaded, {len(res.unchanged)} unchanged; "
+                  f"release {res.tag} {res.release}", soft_wrap=True)
+
+
+COMMANDS = [publish]

@@ -71,3 +71,11 @@ def sweep_partials(output: Path) -> None:
     """Remove staging directories left by killed runs."""
     for p in output.glob("*/.*.partial"):
         shutil.rmtree(p, ignore_errors=True)
+
+
+def place(src: Path, dst: Path) -> None:
+    """Hard-link a cached artifact into the store (no copy of gigabytes); copy across filesystems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

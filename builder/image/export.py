@@ -1,0 +1,61 @@
+"""Stage 5: qcow2 (compressed), VMDK streamOptimized and a VirtualBox-importable OVA."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import proc
+from ..publish.local import sha256_file
+from ..runs import Run
+from ..spec import ImageSpec
+from .ovf import Appliance, Disk, write_ova
+
+
+def file_names(spec: ImageSpec) -> dict[str, str]:
+    base = f"{spec.name}-{spec.version}"
+    return {"qcow2": f"{base}.qcow2", "vmdk": f"{base}.vmdk", "ova": f"{base}.ova"}
+
+
+def qcow2_argv(src: Path, dst: Path) -> list[str]:
+    return ["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zlib", str(src), str(dst)]
+
+
+def vmdk_argv(src: Path, dst: Path) -> list[str]:
+    return ["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", str(src), str(dst)]
+
+
+def virtual_size(path: Path) -> int:
+    info = json.loads(proc.output(["qemu-img", "info", "--output=json", str(path)]))
+    return int(info["virtual-size"])
+
+
+def appliance(spec: ImageSpec, capacity: int, vmdk: str) -> Appliance:
+    return Appliance(
+        name=spec.name,
+        version=spec.version,
+        description=spec.description,
+        cpus=spec.cpus,
+        memory_mib=spec.memory_mib,
+        disk=Disk(file=vmdk, capacity_bytes=capacity),
+    )
+
+
+def export(spec: ImageSpec, provisioned: Path, out: Path, run: Run) -> dict[str, dict]:
+    """Write the three formats into out/; return {format: {name, size, sha256}}."""
+    names = file_names(spec)
+    qcow2, vmdk, ova = (out / names[k] for k in ("qcow2", "vmdk", "ova"))
+    # Both conversions compress on one core each: run them side by side.
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(proc.run, qcow2_argv(provisioned, qcow2), run_ctx=run),
+                pool.submit(proc.run, vmdk_argv(provisioned, vmdk), run_ctx=run)]
+        for j in jobs:
+            j.result()
+    write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name), vmdk)
+    files = {}
+    with ThreadPoolExecutor(2) as pool:
+        digests = dict(zip(names, pool.map(sha256_file, (qcow2, vmdk, ova))))
+    for fmt, name in names.items():
+        files[fmt] = {"name": name, "size": (out / name).stat().st_size, "sha256": digests[fmt]}
+    return files

@@ -1,0 +1,163 @@
+"""OVF 1.0 descriptor and OVA package for VirtualBox.
+
+Plan: `render_descriptor(app, vmdk_size)` turns a frozen `Appliance` into descriptor text (golden-file
+tested, valid against DMTF's OVF 1.1 schema). Apply: `write_ova(dest, app, vmdk)` packs descriptor,
+disk and manifest into a ustar archive the way VirtualBox does, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .. import templates
+from ..errors import BuildFailed, UserError
+
+STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
+CHUNK = 4 << 20
+# ustar's 11 octal digits of size: VirtualBox writes USTAR, so we stay inside it rather than emit
+# GNU base-256 sizes an older importer might not read.
+USTAR_MAX_SIZE = 8**11 - 1
+MANIFEST_DIGEST = "SHA256"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GuestOS(_Frozen):
+    vbox_type: str = Field("Debian_64", description="VirtualBox OS type id (vbox:OSType)")
+    # CIM_OperatingSystem.OSType: 96 = "Debian 64-Bit" (VirtualBox's ovfreader.h, CIMOSType_CIMOS_Debian_64)
+    cim_id: Annotated[int, Field(ge=0, le=65535)] = 96
+    description: str = "Debian 64-Bit"
+
+
+class Disk(_Frozen):
+    file: str = Field(description="member name of the streamOptimized VMDK inside the package")
+    capacity_bytes: Annotated[int, Field(gt=0)]
+    populated_bytes: Annotated[int, Field(ge=0)] | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or "/" in v or v in (".", "..") or len(v.encode()) > 100:
+            raise ValueError("a plain file name of at most 100 bytes (a ustar member name)")
+        return v
+
+
+class Nic(_Frozen):
+    network: str = "NAT"
+    # E1000 is what VirtualBox writes for its Intel PRO/1000 MT Desktop (82540EM) and maps back to it.
+    model: str = "E1000"
+
+
+class Appliance(_Frozen):
+    name: Annotated[str, Field(min_length=1)]
+    version: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    product: str = ""
+    vendor: str = ""
+    product_url: str = ""
+    os: GuestOS = GuestOS()
+    cpus: Annotated[int, Field(ge=1, le=64)] = 2
+    memory_mib: Annotated[int, Field(ge=4, le=2097152)] = 1024
+    disk: Disk
+    nic: Nic = Nic()
+
+
+def render_descriptor(app: Appliance, vmdk_size_bytes: int) -> str:
+    return templates.render(
+        "ovf/descriptor.ovf.j2", app=app, vmdk_size_bytes=vmdk_size_bytes, disk_format=STREAM_OPTIMIZED
+    )
+
+
+def manifest_line(name: str, hexdigest: str) -> str:
+    """The form VirtualBox and ovftool write: `SHA256(file)= hex`."""
+    return f"{MANIFEST_DIGEST}({name})= {hexdigest}\n"
+
+
+def check_stream_optimized(vmdk: Path, capacity_bytes: int) -> None:
+    """Refuse a disk VirtualBox would reject after a long import: not a compressed sparse VMDK
+    (a raw or qcow2 file passed by mistake) or a capacity that disagrees with the descriptor."""
+    with open(vmdk, "rb") as f:
+        header = f.read(80)
+    if len(header) < 80 or header[:4] != b"KDMV":
+        raise UserError("not a VMDK sparse extent (no KDMV magic)", file=str(vmdk))
+    _version, flags, sectors = struct.unpack_from("<IIQ", header, 4)
+    if not flags & (1 << 16):
+        raise UserError("VMDK is not compressed, so not streamOptimized", file=str(vmdk))
+    if sectors * 512 != capacity_bytes:
+        raise UserError(
+            f"VMDK capacity {sectors * 512} bytes differs from the appliance's {capacity_bytes}",
+            file=str(vmdk),
+            field="disk.capacity_bytes",
+        )
+
+
+class _HashingReader:
+    """Hands chunks to tarfile while hashing them, so the disk is read once and never held whole."""
+
+    def __init__(self, f):
+        self._f, self.hash = f, hashlib.new(MANIFEST_DIGEST.lower())
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.hash.update(data)
+        return data
+
+
+def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, 0o644
+    return info
+
+
+def write_ova(dest: Path, app: Appliance, vmdk: Path) -> Path:
+    """Write dest: the .ovf first (OVF spec and VirtualBox read it first), then the disk, then the .mf.
+
+    Members carry the disk's mtime, so the same inputs give the same bytes. The archive is built
+    under a hidden name beside dest and renamed into place; on any error it is removed.
+    """
+    dest, vmdk = Path(dest), Path(vmdk)
+    if not vmdk.is_file():
+        raise UserError("no such file", file=str(vmdk))
+    size = vmdk.stat().st_size
+    if size > USTAR_MAX_SIZE:
+        raise BuildFailed(f"{vmdk}: {size} bytes is beyond the ustar member limit of 8 GiB")
+    check_stream_optimized(vmdk, app.disk.capacity_bytes)
+    descriptor = render_descriptor(app, size).encode()
+    stem = dest.name.removesuffix(".ova")
+    ovf_name, mf_name = f"{stem}.ovf", f"{stem}.mf"
+    mtime = int(vmdk.stat().st_mtime)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=CHUNK) as tar:
+                tar.addfile(_member(ovf_name, len(descriptor), mtime), io.BytesIO(descriptor))
+                with open(vmdk, "rb") as disk:
+                    reader = _HashingReader(disk)
+                    tar.addfile(_member(app.disk.file, size, mtime), reader)
+                manifest = (
+                    manifest_line(ovf_name, hashlib.sha256(descriptor).hexdigest())
+                    + manifest_line(app.disk.file, reader.hash.hexdigest())
+                ).encode()
+                tar.addfile(_member(mf_name, len(manifest), mtime), io.BytesIO(manifest))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest

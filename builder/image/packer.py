@@ -1,0 +1,136 @@
+"""Stage 3: provisioning with packer (qemu builder, shell provisioner over SSH) via packer-py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from packerpy import PackerExecutable
+
+from .. import proc
+from ..runs import Run
+from ..spec import ImageSpec
+from ..templates import render
+
+COMMA = "%!(PACKER_COMMA)"
+
+
+@dataclass(frozen=True)
+class PackerEvent:
+    timestamp: int
+    target: str
+    type: str
+    data: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        """The human text of a `ui` event (`ui,say,...`, `ui,message,...`, `ui,error,...`)."""
+        if self.type == "ui" and len(self.data) >= 2:
+            return self.data[1].replace("\\n", "\n").strip()
+        return ",".join(self.data)
+
+
+def parse_machine_readable(line: str) -> PackerEvent | None:
+    """`timestamp,target,type,data...`; commas inside data are escaped as %!(PACKER_COMMA)."""
+    parts = line.split(",")
+    if len(parts) < 3 or not parts[0].isdigit():
+        return None
+    data = tuple(p.replace(COMMA, ",") for p in parts[3:])
+    return PackerEvent(int(parts[0]), parts[1], parts[2], data)
+
+
+def render_template(
+    spec: ImageSpec,
+    *,
+    disk: Path,
+    output_dir: Path,
+    vm_name: str,
+    accelerator: str,
+    ssh_key: Path,
+    scripts: list[Path],
+    console_log: Path,
+    ssh_timeout: str = "15m",
+) -> str:
+    return render(
+        "image/packer.pkr.hcl.j2",
+        spec=spec,
+        disk_url=f"file://{disk}",
+        output_dir=str(output_dir),
+        vm_name=vm_name,
+        accelerator=accelerator,
+        ssh_key=str(ssh_key),
+        scripts=[str(s) for s in scripts],
+        console_log=str(console_log),
+        ssh_timeout=ssh_timeout,
+    )
+
+
+def render_scripts(spec: ImageSpec) -> dict[str, str]:
+    """The image's provisioning templates, then builder's cleanup: file name -> script text."""
+    out = {}
+    for i, rel in enumerate(spec.provision):
+        name = f"{i:02d}-{Path(rel).name.removesuffix('.j2')}"
+        out[name] = render(rel, spec.dir, spec=spec)
+    out[f"{len(out):02d}-builder-cleanup.sh"] = render("image/cleanup.sh.j2", spec=spec)
+    return out
+
+
+class StreamingPacker(PackerExecutable):
+    """packer-py builds packer's argv, but its execute_cmd() waits in communicate(): all output is
+    buffered until packer exits and there is no timeout, so a 10-minute build shows nothing and a
+    hung one hangs us forever. This runs the same argv through proc.run, which streams each
+    machine-readable line to a callback and kills packer's whole process group (packer and its
+    qemu child) on timeout."""
+
+    def __init__(self, run: Run, on_event: Callable[[PackerEvent], None], timeout: float, workdir: Path):
+        super().__init__(executable_path=shutil.which("packer") or "packer", machine_readable=True)
+        self.run, self.on_event, self.timeout, self.workdir = run, on_event, timeout, workdir
+
+    def argv(self, packer_cmd: str, template: str, **kwargs) -> list[str]:
+        return [
+            self.configuration[PackerExecutable.PATH],
+            packer_cmd,
+            "-machine-readable",
+            *self._explode_args(**kwargs),
+            template,
+        ]
+
+    def execute_cmd(self, packer_cmd, template=None, **kwargs):
+        # packer keeps its temp files and download cache in these: confine them to the stage dir
+        env = {
+            **os.environ,
+            "CHECKPOINT_DISABLE": "1",
+            "PACKER_CACHE_DIR": str(self.workdir / "packer_cache"),
+            "TMPDIR": str(self.workdir / "tmp"),
+        }
+        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+
+        def on_line(line: str) -> None:
+            ev = parse_machine_readable(line)
+            if ev is not None:
+                self.on_event(ev)
+
+        res = proc.run(
+            self.argv(packer_cmd, template, **kwargs),
+            run_ctx=self.run,
+            timeout=self.timeout,
+            on_line=on_line,
+            check=False,
+            cwd=self.workdir,
+            env=env,
+            what="packer build",
+        )
+        return res.returncode, res.output, ""
+
+
+def errors_from(output: str) -> list[str]:
+    """The ui,error messages of a failed build, for a one-screen failure report."""
+    out = []
+    for line in output.splitlines():
+        ev = parse_machine_readable(line)
+        if ev and ev.type == "ui" and ev.data and ev.data[0] == "error":
+            out.append(ev.message)
+    return out

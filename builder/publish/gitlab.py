@@ -1,0 +1,192 @@
+"""Publish a verified version directory to GitLab: generic packages, then a release linking them.
+
+Idempotent by comparing sha256 digests with what the registry already holds: identical files are
+not uploaded again, a file of the same name with other content stops the publish before any
+upload. Each upload streams the file from disk (python-gitlab hands the open file to requests)
+and is retried by tenacity; before a retry we look again whether the previous attempt landed, so
+an interrupted publish, re-run, leaves exactly one copy of every file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gitlab
+
+from .. import templates
+from ..errors import BuildFailed, UserError
+from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
+from .manifest import MANIFEST
+from .verify import VerifiedVersion, require_passing, verify_version_dir
+
+# GitLab's rules for generic packages (docs: user/packages/generic_packages, "Publish a package file").
+PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+FILE_NAME_RE = PACKAGE_NAME_RE
+PACKAGE_VERSION_RE = re.compile(r"^(\.?[\w+-]+\.?)+$", re.ASCII)
+IMAGE_SUFFIXES = (".qcow2", ".vmdk", ".ova")
+
+
+def check_names(name: str, version: str, files: list[str] | tuple[str, ...] = ()) -> None:
+    """Refuse names GitLab would reject, before any request."""
+    if not PACKAGE_NAME_RE.match(name):
+        raise UserError(f"{name!r}: GitLab package names allow only A-Z a-z 0-9 . - _", field="package name")
+    if not PACKAGE_VERSION_RE.match(version):
+        raise UserError(f"{version!r}: not a valid GitLab generic package version", field="version")
+    for f in files:
+        if not FILE_NAME_RE.match(f) or f in (".", ".."):
+            raise UserError(f"{f!r}: GitLab file names allow only A-Z a-z 0-9 . - _", field="file name")
+
+
+def release_tag(name: str, version: str) -> str:
+    return f"{name}-{version}"
+
+
+def package_file_url(target: GitLabTarget, name: str, version: str, file_name: str) -> str:
+    return f"{target.project_api_path()}/packages/generic/{name}/{version}/{file_name}"
+
+
+@dataclass
+class PublishResult:
+    name: str
+    version: str
+    tag: str
+    uploaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    release: str = ""  # created | updated | unchanged
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def remote_files(project: Any, name: str, version: str, policy: RetryPolicy) -> dict[str, list[str]]:
+    """file name -> sha256 of every copy the registry holds for this package version."""
+
+    def fetch() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for pkg in project.packages.list(package_type="generic", package_name=name, iterator=True):
+            if pkg.name != name or pkg.version != version:
+                continue  # package_name filters by substring
+            for f in pkg.package_files.list(iterator=True):
+                out.setdefault(f.file_name, []).append(f.file_sha256)
+        return out
+
+    return policy.retrying()(fetch)
+
+
+def _conflicts(digests: dict[str, str], remote: dict[str, list[str]]) -> list[str]:
+    return sorted(f for f, d in digests.items() if any(r != d for r in remote.get(f, ())))
+
+
+def _upload(project: Any, vv: VerifiedVersion, file_name: str, policy: RetryPolicy) -> bool:
+    """Upload one file; False when it turned out to be there already (a lost response, a race)."""
+    name, version, digest = vv.manifest.name, vv.manifest.version, vv.digests[file_name]
+    attempts = 0
+
+    def landed() -> bool:
+        copies = remote_files(project, name, version, policy).get(file_name, [])
+        if any(c != digest for c in copies):
+            raise BuildFailed(f"{file_name}: the registry holds different content for {name} {version}")
+        return bool(copies)
+
+    def attempt() -> bool:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1 and landed():
+            return False
+        with open(vv.path(file_name), "rb") as fh:  # reopened per attempt: starts from byte 0
+            try:
+                pf = project.generic_packages.upload(name, version, file_name, data=fh, select="package_file")
+            except gitlab.GitlabHttpError as e:
+                if e.response_code == 400 and landed():  # duplicates disallowed, same content: done
+                    return False
+                raise
+        got = getattr(pf, "file_sha256", None)
+        if got and got != digest:
+            raise BuildFailed(f"{file_name}: GitLab stored sha256 {got}, expected {digest}")
+        return True
+
+    return policy.retrying()(attempt)
+
+
+def _sync_release(
+    project: Any, target: GitLabTarget, vv: VerifiedVersion, ref: str | None, policy: RetryPolicy
+) -> str:
+    m = vv.manifest
+    tag = release_tag(m.name, m.version)
+    title = f"{m.name} {m.version}"
+    description = templates.render("publish/release.md.j2", m=m)
+    links = [
+        {
+            "name": f,
+            "url": package_file_url(target, m.name, m.version, f),
+            "link_type": "image" if f.endswith(IMAGE_SUFFIXES) else "other",
+            "direct_asset_path": f"/{f}",
+        }
+        for f in sorted(vv.digests)
+    ]
+    data: dict[str, Any] = {"tag_name": tag, "name": title, "description": description, "assets": {"links": links}}
+    if ref:
+        data["ref"] = ref
+    call = policy.retrying()
+    try:
+        call(project.releases.create, data)
+        return "created"
+    except gitlab.GitlabCreateError as e:
+        if e.response_code != 409:  # 409: the release exists; bring it in line below
+            raise
+    release = call(project.releases.get, tag)
+    changed = False
+    if release.description != description or release.name != title:
+        release.description, release.name = description, title
+        call(release.save)
+        changed = True
+    have = {link.name: link for link in call(lambda: list(release.links.list(iterator=True)))}
+    for want in links:
+        link = have.get(want["name"])
+        if link is None:
+            call(release.links.create, want)
+        elif (link.url, link.link_type) != (want["url"], want["link_type"]):
+            link.url, link.link_type = want["url"], want["link_type"]
+            call(link.save)
+        else:
+            continue
+        changed = True
+    return "updated" if changed else "unchanged"
+
+
+def publish_gitlab(
+    version_dir: Path,
+    target: GitLabTarget,
+    *,
+    ref: str | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    progress: Callable[[str], None] = lambda line: None,
+) -> PublishResult:
+    """Upload `<output>/<name>/<version>/` and create or update its release `<name>-<version>`."""
+    name, version = version_dir.parent.name, version_dir.name
+    check_names(name, version, tuple(p.name for p in version_dir.iterdir()) if version_dir.is_dir() else ())
+    vv = verify_version_dir(version_dir, name, version)
+    require_passing(vv.manifest, version_dir / MANIFEST)
+    result = PublishResult(name, version, release_tag(name, version))
+    project = target.connect().projects.get(target.project, lazy=True)
+    with api_errors(target, f"publishing {name} {version} to {target.url}"):
+        remote = remote_files(project, name, version, policy)
+        if conflicts := _conflicts(vv.digests, remote):
+            raise BuildFailed(
+                f"{name} {version} is already published with different content ({', '.join(conflicts)}); "
+                "versions are never overwritten: bump the version"
+            )
+        for f in sorted(vv.digests):
+            if f in remote or not _upload(project, vv, f, policy):
+                result.unchanged.append(f)
+                progress(f"unchanged {f}")
+            else:
+                result.uploaded.append(f)
+                progress(f"uploaded  {f}")
+        result.release = _sync_release(project, target, vv, ref or vv.manifest.git_revision, policy)
+        progress(f"release {result.tag} {result.release}")
+    return result

@@ -1,0 +1,177 @@
+"""Which GitLab, which project, which token — and how every call to it retries and fails.
+
+Credentials follow python-gitlab's own conventions: a named section of its config file
+(`--gitlab NAME`), else `GITLAB_URL` + `GITLAB_PRIVATE_TOKEN`, else the CI job's
+`CI_SERVER_URL` + `CI_JOB_TOKEN`. The token lives only in the client's headers: it is kept out
+of reprs, and every message that leaves this module is passed through `redact`.
+
+Retries are ours (tenacity), not python-gitlab's: a response hook turns 429/502/503/504 into
+`Transient` before python-gitlab sees them, so the Retry-After header survives to the wait.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import gitlab
+import requests
+import tenacity
+
+from ..errors import BuildFailed, UserError
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MASK = "[MASKED]"
+
+
+class Transient(Exception):
+    """A response worth retrying; `retry_after` is the server's Retry-After in seconds."""
+
+    def __init__(self, status: int, retry_after: float | None):
+        self.status, self.retry_after = status, retry_after
+        super().__init__(f"HTTP {status}" + (f" (Retry-After {retry_after:g}s)" if retry_after else ""))
+
+
+def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now()).total_seconds())
+
+
+def _raise_transient(response: requests.Response, *args, **kwargs) -> None:
+    if response.status_code in RETRY_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        response.close()
+        raise Transient(response.status_code, retry_after)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 8
+    budget: float = 600.0  # seconds, all attempts and waits together
+    initial: float = 1.0
+    maximum: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def retrying(self) -> tenacity.Retrying:
+        backoff = tenacity.wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.initial)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, Transient) and exc.retry_after is not None:
+                return exc.retry_after
+            return backoff(state)
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(is_retryable),
+            wait=wait,
+            stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.budget),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    # 400/401/403/404 arrive as GitlabHttpError and are never retried.
+    return isinstance(
+        exc, (Transient, requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout)
+    )
+
+
+@dataclass(frozen=True)
+class GitLabTarget:
+    url: str
+    project: str  # numeric id or full path
+    token: str = field(repr=False)
+    token_kind: str = "private"  # private | job
+    config_name: str | None = None  # python-gitlab config section, when the client comes from there
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.token, MASK) if self.token else text
+
+    def connect(self, timeout: float = 60.0) -> gitlab.Gitlab:
+        session = requests.Session()
+        session.hooks["response"].append(_raise_transient)
+        if self.config_name:
+            gl = gitlab.Gitlab.from_config(self.config_name, session=session)
+        else:
+            kind = {"private": "private_token", "job": "job_token"}[self.token_kind]
+            gl = gitlab.Gitlab(self.url, session=session, timeout=timeout, **{kind: self.token})
+        gl.retry_transient_errors = False
+        return gl
+
+    def project_api_path(self) -> str:
+        return f"{self.url.rstrip('/')}/api/v4/projects/{requests.utils.quote(self.project, safe='')}"
+
+
+def resolve_target(
+    *,
+    project: str | None = None,
+    gitlab_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> GitLabTarget:
+    """Pick the GitLab instance, project and token from the options and the environment."""
+    env = os.environ if env is None else env
+    project = project or env.get("CI_PROJECT_ID")
+    if not project:
+        raise UserError("no project: pass --project ID|PATH (CI sets CI_PROJECT_ID)", field="--project")
+    if gitlab_name:
+        try:
+            cfg = gitlab.config.GitlabConfigParser(gitlab_id=gitlab_name)
+        except gitlab.config.ConfigError as e:
+            raise UserError(str(e).splitlines()[0], field="--gitlab") from None
+        token = cfg.private_token or cfg.job_token or cfg.oauth_token or ""
+        return GitLabTarget(cfg.url, project, token, "private", config_name=gitlab_name)
+    if env.get("GITLAB_PRIVATE_TOKEN"):
+        url = env.get("GITLAB_URL") or env.get("CI_SERVER_URL")
+        if not url:
+            raise UserError("GITLAB_PRIVATE_TOKEN is set but GITLAB_URL is not", field="GITLAB_URL")
+        return GitLabTarget(url, project, env["GITLAB_PRIVATE_TOKEN"], "private")
+    if env.get("CI_JOB_TOKEN") and env.get("CI_SERVER_URL"):
+        return GitLabTarget(env["CI_SERVER_URL"], project, env["CI_JOB_TOKEN"], "job")
+    raise UserError(
+        "no GitLab credentials: set GITLAB_URL and GITLAB_PRIVATE_TOKEN, use --gitlab NAME "
+        "(python-gitlab config), or run inside GitLab CI",
+        field="GITLAB_PRIVATE_TOKEN",
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an API failure, built from its status and message only."""
+    if isinstance(exc, gitlab.GitlabError):
+        code = f"HTTP {exc.response_code}: " if exc.response_code else ""
+        return f"{code}{exc.error_message}"
+    if isinstance(exc, Transient):
+        return f"GitLab kept answering {exc} until the retry budget ran out"
+    if isinstance(exc, requests.RequestException):
+        return f"connection to GitLab failed: {type(exc).__name__}"
+    return str(exc)
+
+
+@contextmanager
+def api_errors(target: GitLabTarget, action: str) -> Iterator[None]:
+    """Turn API failures into the CLI's exit codes, with the token scrubbed from the message."""
+    try:
+        yield
+    except gitlab.GitlabError as e:
+        msg = target.redact(f"{action}: {describe(e)}")
+        if e.response_code in (401, 403):
+            raise UserError(f"{msg} (check the token and its scope)", field="token") from None
+        if e.response_code == 404:
+            raise UserError(f"{msg} (does project {target.project} exist?)", field="--project") from None
+        raise BuildFailed(msg) from None
+    except (Transient, requests.RequestException) as e:
+        raise BuildFailed(target.redact(f"{action}: {describe(e)}")) from None

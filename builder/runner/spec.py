@@ -1,0 +1,65 @@
+"""Typed model of a runner spec (ci/runners/<name>.yaml): one GitLab runner VM."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from ..spec import NAME_RE, _Model, load_yaml, parse_size_mib, validate
+
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # GitLab runner tag
+
+
+class Network(_Model):
+    """An existing libvirt network the runner's virtio NIC joins (NAT or bridged)."""
+
+    name: str = "default"
+    mac: str | None = Field(None, pattern=r"^52:54:00(:[0-9a-f]{2}){3}$")
+
+
+class VirtualBox(_Model):
+    series: str = Field("7.0", pattern=r"^\d+\.\d+$", description="Oracle's virtualbox-X.Y package")
+    user: str = Field("builder", description="added to vboxusers")
+
+
+class RunnerSpec(_Model):
+    # also the guest's hostname and the libvirt domain's name
+    name: Annotated[str, Field(pattern=NAME_RE.pattern)]
+    image: Path = Field(description="base qcow2 (built by this project); relative to the spec file")
+    cpus: int = Field(2, ge=1, le=64)
+    memory: str | int = "2G"
+    disk_size: str | int = "20G"
+    network: Network = Network()
+    pool: str = Field("default", description="libvirt storage pool (type dir) for overlay and seed")
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    user: str = Field("builder", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_authorized_keys: tuple[str, ...] = Field(min_length=1)
+    tags: tuple[Annotated[str, Field(pattern=TAG_RE.pattern)], ...] = ()
+    setup: tuple[str, ...] = Field((), description="shell commands cloud-init runs once (runcmd)")
+    virtualbox: VirtualBox = VirtualBox()
+    log_dir: Path = Path("/var/log/builder/runners")
+
+    @field_validator("memory", "disk_size")
+    @classmethod
+    def _size(cls, v: str | int) -> str | int:
+        parse_size_mib(v)
+        return v
+
+    @property
+    def memory_mib(self) -> int:
+        return parse_size_mib(self.memory)
+
+    @property
+    def disk_mib(self) -> int:
+        return parse_size_mib(self.disk_size)
+
+
+def load_runner(path: Path) -> RunnerSpec:
+    data = load_yaml(path)
+    spec: RunnerSpec = validate(RunnerSpec, data, path)
+    if not spec.image.is_absolute():
+        spec = spec.model_copy(update={"image": (path.parent / spec.image).resolve()})
+    return spec

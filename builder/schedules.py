@@ -1,0 +1,167 @@
+"""Pipeline schedules from a file (ci/schedules.yaml), kept in sync through the GitLab API.
+
+A schedule is identified by its description. `plan` (pure) compares the file with the server's
+schedules and lists changes; `apply` carries them out. Schedules the file does not name are left
+alone unless pruning was asked for. A named schedule is owned by the file entirely, variables
+included: a variable the file drops is deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import UserError
+from .publish.gitlab_target import GitLabTarget, RetryPolicy, api_errors
+from .spec import load_yaml, validate
+
+FIELDS = ("ref", "cron", "cron_timezone", "active")
+CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: Annotated[str, Field(min_length=1, max_length=255)]
+    cron: str
+    cron_timezone: str = "UTC"
+    ref: str
+    active: bool = True
+    variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,255}$")], str] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        parts = v.split()
+        if len(parts) != 5 or not all(CRON_FIELD.match(p) for p in parts):
+            raise ValueError(f"{v!r} is not a five-field cron expression")
+        return v
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        return short_ref(v)
+
+
+class ScheduleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedules: tuple[Schedule, ...]
+
+    @field_validator("schedules")
+    @classmethod
+    def _unique(cls, v: tuple[Schedule, ...]) -> tuple[Schedule, ...]:
+        seen: set[str] = set()
+        for s in v:
+            if s.description in seen:
+                raise ValueError(f"description {s.description!r} appears twice; it identifies the schedule")
+            seen.add(s.description)
+        return v
+
+
+def short_ref(ref: str) -> str:
+    # GitLab may store a branch as refs/heads/<name>; the file names the branch.
+    return ref.removeprefix("refs/heads/")
+
+
+def load(path: Path) -> ScheduleFile:
+    return validate(ScheduleFile, load_yaml(path), path)
+
+
+@dataclass
+class Change:
+    action: str  # create | update | unchanged | delete | keep
+    description: str
+    id: int | None = None
+    fields: dict[str, list[Any]] = field(default_factory=dict)  # name -> [old, new]
+    variables: dict[str, list[str | None]] = field(default_factory=dict)  # key -> [old, new], None = absent
+    want: Schedule | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "description": self.description, "id": self.id,
+                "fields": self.fields, "variables": self.variables}
+
+    def line(self) -> str:
+        sign = {"create": "+", "update": "~", "unchanged": "=", "delete": "-", "keep": " "}[self.action]
+        diffs = [f"{k}: {o!r} -> {n!r}" for k, (o, n) in self.fields.items()]
+        diffs += [f"${k}: {o!r} -> {n!r}" for k, (o, n) in self.variables.items()]
+        note = " (not in the file; --prune deletes it)" if self.action == "keep" else ""
+        return f"{sign} {self.action} {self.description!r}{note}" + ("; " + "; ".join(diffs) if diffs else "")
+
+
+def plan(wanted: ScheduleFile, current: list[dict[str, Any]], prune: bool = False) -> list[Change]:
+    """current: the server's schedules as GitLab returns a single schedule (with `variables`)."""
+    by_desc: dict[str, dict[str, Any]] = {}
+    for s in sorted(current, key=lambda s: s["id"]):
+        by_desc.setdefault(s["description"], s)
+    changes = []
+    for want in wanted.schedules:
+        have = by_desc.pop(want.description, None)
+        if have is None:
+            changes.append(Change("create", want.description, None,
+                                  {k: [None, getattr(want, k)] for k in FIELDS},
+                                  {k: [None, v] for k, v in sorted(want.variables.items())}, want))
+            continue
+        norm = {**have, "ref": short_ref(have["ref"])}
+        fields = {k: [norm.get(k), getattr(want, k)] for k in FIELDS if norm.get(k) != getattr(want, k)}
+        have_vars = {v["key"]: v["value"] for v in have.get("variables", [])}
+        keys = sorted(set(have_vars) | set(want.variables))
+        variables = {k: [have_vars.get(k), want.variables.get(k)] for k in keys
+                     if have_vars.get(k) != want.variables.get(k)}
+        action = "update" if fields or variables else "unchanged"
+        changes.append(Change(action, want.description, have["id"], fields, variables, want))
+    for s in by_desc.values():
+        changes.append(Change("delete" if prune else "keep", s["description"], s["id"]))
+    return changes
+
+
+def current_schedules(project: Any, descriptions: set[str], policy: RetryPolicy) -> list[dict[str, Any]]:
+    """Every schedule; the ones the file names fetched one by one, since only that carries variables."""
+    call = policy.retrying()
+    out = []
+    for s in call(lambda: list(project.pipelineschedules.list(iterator=True))):
+        if s.description in descriptions:
+            s = call(project.pipelineschedules.get, s.id)
+        out.append(s.asdict())
+    return out
+
+
+def apply(project: Any, changes: list[Change], policy: RetryPolicy) -> None:
+    call = policy.retrying()
+    for c in changes:
+        if c.action == "delete":
+            call(project.pipelineschedules.delete, c.id)
+        if c.action not in ("create", "update") or c.want is None:
+            continue
+        attrs = {k: getattr(c.want, k) for k in FIELDS}
+        if c.action == "create":
+            sched = call(project.pipelineschedules.create, {"description": c.want.description, **attrs})
+        else:
+            sched = project.pipelineschedules.get(c.id, lazy=True)
+            if c.fields:
+                call(project.pipelineschedules.update, c.id, {k: attrs[k] for k in c.fields})
+        for key, (old, new) in c.variables.items():
+            if new is None:
+                call(sched.variables.delete, key)
+            elif old is None:
+                call(sched.variables.create, {"key": key, "value": new})
+            else:
+                call(sched.variables.update, key, {"key": key, "value": new})
+
+
+def sync_file(path: Path, target: GitLabTarget, *, prune: bool = False, dry_run: bool = False,
+              policy: RetryPolicy = RetryPolicy()) -> list[Change]:
+    wanted = load(path)
+    if target.token_kind == "job":
+        raise UserError("managing schedules needs a personal or project access token, not CI_JOB_TOKEN",
+                        field="GITLAB_PRIVATE_TOKEN")
+    project = target.connect().projects.get(target.project, lazy=True)
+    with api_errors(target, f"syncing schedules of {target.project}"):
+        changes = plan(wanted, current_schedules(project, {s.description for s in wanted.schedules}, policy), prune)
+        if not dry_run:
+            apply(project, changes, policy)
+    return changes

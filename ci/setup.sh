@@ -1,0 +1,22 @@
+#!/bin/sh
+# Everything builder needs on a fresh Debian bookworm machine: system tools from Debian
+# (apt-get update first), then builder and its test dependencies in .venv.
+# Idempotent: a machine that already has them only pays for the checks.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="qemu-system-x86 qemu-utils packer mmdebstrap extlinux syslinux-common e2fsprogs fdisk
+  mount util-linux kmod cpio busybox-static linux-image-amd64 openssh-client libxml2-utils
+  iproute2 iputils-ping radvd tgt open-iscsi multipath-tools procps psmisc
+  libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git"
+
+missing=$(dpkg-query -W -f '${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null | awk '$2!="installed"{print $1}')
+for p in $PACKAGES; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$(echo $missing)" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends $missing
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'

@@ -1,0 +1,65 @@
+"""Shared fixtures: the host leak check and the one real `builder vm minimal` run per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.runs import RUN_ROOT
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def host_snapshot() -> dict[str, set[str]]:
+    """Everything a run may create on the host, by name."""
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout or "[]")
+    procs = subprocess.run(["pgrep", "-a", "-x", "qemu-system-x86_64|tgtd|packer|iscsid"],
+                           capture_output=True, text=True).stdout
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    mounts = Path("/proc/self/mounts").read_text()
+    return {
+        "netns": {line.split()[0] for line in netns.splitlines() if line.strip()},
+        "links": {link["ifname"] for link in links},
+        "processes": {line for line in procs.splitlines() if "bx" in line},
+        "runs": {p.name for p in RUN_ROOT.iterdir()} if RUN_ROOT.is_dir() else set(),
+        "mounts": {line.split()[1] for line in mounts.splitlines() if "/run/builder" in line},
+        "loops": set(subprocess.run(["losetup", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
+                                    text=True).stdout.split("\n")) - {""},
+    }
+
+
+@pytest.fixture
+def no_leaks():
+    """Assert a test leaves no namespace, link, process, mount, loop device or run journal behind."""
+    before = host_snapshot()
+    yield
+    after = host_snapshot()
+    leaked = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
+    assert not leaked, f"host objects leaked: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def test_cache() -> Path:
+    """The stage cache the real builds use; BUILDER_TEST_CACHE points it elsewhere."""
+    return Path(os.environ.get("BUILDER_TEST_CACHE", Path.home() / ".cache" / "builder"))
+
+
+@pytest.fixture(scope="session")
+def minimal_release(tmp_path_factory, test_cache) -> Path:
+    """One full `builder vm minimal` (build, boot test, fabric, export, publish) per session."""
+    from builder.cli import main
+
+    out = tmp_path_factory.mktemp("artifacts")
+    rc = main(["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--quiet"])
+    assert rc == 0, "builder vm minimal failed"
+    return out / "minimal" / "0.1.0"
+
+
+@pytest.fixture(scope="session")
+def minimal_qcow2(minimal_release) -> Path:
+    """A provisioned, tested minimal image: cloud-init, sshd, qemu-guest-agent, networkd DHCP."""
+    return minimal_release / "minimal-0.1.0.qcow2"

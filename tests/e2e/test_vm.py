@@ -1,0 +1,124 @@
+"""End to end: `builder vm` on real tools (mmdebstrap, extlinux, packer, QEMU TCG, qemu-img)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from builder.cli import main
+from builder.image.boot import VmPlan, boot
+from builder.runs import Run, reap
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = Path(os.environ.get("BUILDER_OVF_SCHEMA", REPO.parent / "shared" / "ovf-schema" / "dsp8023_1.1.1.xsd"))
+
+
+def test_release_is_complete_and_verifiable(minimal_release: Path):
+    names = sorted(p.name for p in minimal_release.iterdir())
+    assert names == ["SHA256SUMS", "manifest.json", "minimal-0.1.0.ova", "minimal-0.1.0.qcow2",
+                     "minimal-0.1.0.vmdk"] or "junit.xml" in names
+    subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
+    m = json.loads((minimal_release / "manifest.json").read_text())
+    assert m["name"] == "minimal" and m["version"] == "0.1.0" and m["accelerator"] in ("tcg", "kvm")
+    assert all(s["passed"] for s in m["tests"].values()) and "boot" in m["tests"]
+    assert {"linux-image-amd64", "qemu-guest-agent", "open-iscsi"} <= set(m["packages"])
+    assert set(m["stages"]) >= {"rootfs", "disk", "provision", "boot", "export"}
+    assert m["tools"]["packer"].startswith("Packer v")
+    sums = dict(reversed(line.split("  ")) for line in (minimal_release / "SHA256SUMS").read_text().splitlines())
+    assert {f["name"]: f["sha256"] for f in m["files"]}.items() <= sums.items()
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(minimal_release / "minimal-0.1.0.qcow2")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["format"] == "qcow2" and info["virtual-size"] == 2 << 30
+
+
+def test_ova_is_virtualbox_shaped_and_schema_valid(minimal_release: Path, tmp_path: Path, capsys):
+    ova = minimal_release / "minimal-0.1.0.ova"
+    with tarfile.open(ova) as t:
+        members = t.getmembers()
+        assert [m.name for m in members] == ["minimal-0.1.0.ovf", "minimal-0.1.0.vmdk", "minimal-0.1.0.mf"]
+        assert all(m.isreg() for m in members)
+        t.extract(members[0], tmp_path, filter="data")
+    r = subprocess.run(["xmllint", "--noout", "--nonet", "--schema", str(SCHEMA), str(tmp_path / "minimal-0.1.0.ovf")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert main(["ova", "inspect", str(ova), "--json"]) == 0  # also verifies the .mf digests
+    got = json.loads(capsys.readouterr().out)
+    assert got["cpus"] == 2 and got["memory_mib"] == 1024
+    assert got["disks"] == [{"file": "minimal-0.1.0.vmdk", "capacity_bytes": 2 << 30,
+                             "format": "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"}]
+
+
+def test_exported_qcow2_boots_without_kernel(minimal_qcow2: Path, no_leaks):
+    """The published file itself boots through its own MBR + extlinux, as VirtualBox would."""
+    with Run() as run:
+        plan = VmPlan(name=run.name("exp"), disk=minimal_qcow2, accel="tcg", cpus=2, memory_mib=1024,
+                      workdir=run.dir / "exp")
+        with boot(run, plan) as vm:
+            vm.agent.wait_ready(240, alive=vm.alive)
+            assert "image minimal 0.1.0" in vm.agent.exec(["cat", "/etc/motd"]).stdout
+            assert vm.poweroff()
+        assert "SYSLINUX" in plan.console_log.read_text(errors="replace")
+
+
+def test_unchanged_rebuild_is_a_cache_hit(minimal_release: Path, test_cache: Path, capsys):
+    out = minimal_release.parent.parent
+    assert main(["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--force",
+                 "--json", "--quiet"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert set(m["cached_stages"]) >= {"rootfs", "disk", "provision", "boot", "export"}
+    subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
+
+
+def _start(argv: list[str], env_extra: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "builder.cli", *argv], env={**os.environ, **env_extra},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for_process(pattern: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no process matching {pattern!r} within {timeout} s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_build_leaves_nothing(sig, minimal_release, test_cache, tmp_path, no_leaks):
+    """Kill `builder vm` while packer's QEMU runs: SIGTERM tears down at once; after SIGKILL the
+    next run's reaper does. Either way no process, mount, loop device, staging dir or version remains."""
+    version = "0.1.1" if sig == signal.SIGTERM else "0.1.2"  # new motd → the provision stage really runs
+    p = _start(["vm", "minimal", "--version", version, "--output", str(tmp_path), "--cache-dir", str(test_cache)], {})
+    try:
+        _wait_for_process("qemu-system-x86_64.*hostfwd", 240)
+        os.kill(p.pid, sig)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if sig == signal.SIGKILL:
+        reap()
+    assert not (tmp_path / "minimal" / version).exists()
+    assert not list(test_cache.glob(f"*/.*.partial"))
+    assert subprocess.run(["pgrep", "-f", "packer build"], capture_output=True).returncode != 0
+
+
+def test_ceph_training_end_to_end(tmp_path, test_cache, capsys):
+    """The product's main job on its embedded defaults, published to a local directory."""
+    assert main(["vm", "ceph-training", "--output", str(tmp_path), "--cache-dir", str(test_cache),
+                 "--json", "--quiet"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert {"ceph-mon", "ceph-osd", "ceph-mgr", "ceph-common", "cloud-init"} <= set(m["packages"])
+    cases = {c["name"]: c for c in m["tests"]["boot"]["cases"]}
+    assert cases["ceph-version"]["passed"] and "ceph version" in cases["ceph-version"]["evidence"]
+    assert (tmp_path / "ceph-training" / "1.0.0" / "ceph-training-1.0.0.ova").is_file()

@@ -1,0 +1,38 @@
+# Rendered by builder for minimal 0.1.0; do not edit.
+source "qemu" "image" {
+  iso_url          = "file:///c/disk.raw"
+  iso_checksum     = "none"
+  disk_image       = true
+  format           = "qcow2"
+  disk_size        = "2048M"
+  skip_resize_disk = true
+  disk_compression = false
+  skip_compaction  = true
+  accelerator      = "tcg"
+  cpus             = 2
+  memory           = 1024
+  headless         = true
+  disk_interface   = "virtio"
+  net_device       = "virtio-net"
+  output_directory = "/c/out"
+  vm_name          = "image.qcow2"
+  boot_wait        = "0s"
+  qemuargs         = [
+    ["-serial", "file:/c/console.log"],
+  ]
+
+  communicator         = "ssh"
+  ssh_username         = "root"
+  ssh_private_key_file = "/c/key"
+  ssh_timeout          = "15m"
+  shutdown_command     = "systemctl poweroff"
+  shutdown_timeout     = "5m"
+}
+
+build {
+  sources = ["source.qemu.image"]
+
+  provisioner "shell" {
+    scripts = ["/c/s/00-10-motd.sh", "/c/s/01-builder-cleanup.sh"]
+  }
+}

@@ -1,0 +1,99 @@
+"""Golden files for everything the image stages render or run (plan apart from apply)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from goldens import assert_golden
+
+from builder.errors import UserError
+from builder.guest import ExecResult
+from builder.image import boottest, disk, packer, rootfs
+from builder.image.boot import Nic, VmPlan, qemu_argv
+from builder.spec import load_image
+
+SPEC = load_image("minimal")
+
+
+def test_mmdebstrap_argv_and_hook():
+    argv = rootfs.mmdebstrap_argv(SPEC, Path("/c/root"), Path("/c/hook.sh"))
+    assert_golden("image/mmdebstrap.argv.json", json.dumps(argv, indent=1) + "\n")
+    assert_golden("image/customize.sh", rootfs.customize_script(SPEC))
+    assert {"qemu-guest-agent", "linux-image-amd64", "sudo", "open-iscsi"} <= set(rootfs.packages(SPEC))
+
+
+def test_disk_plan_files(tmp_path):
+    (tmp_path / "boot").mkdir()
+    for v in ("6.1.0-9-amd64", "6.1.0-10-amd64"):
+        (tmp_path / "boot" / f"vmlinuz-{v}").touch()
+    p = disk.plan(2048, "k1", tmp_path)
+    assert p == disk.plan(2048, "k1", tmp_path)  # UUID follows inputs: reproducible disks
+    assert p.uuid != disk.plan(2048, "k2", tmp_path).uuid
+    assert p.kernel == "boot/vmlinuz-6.1.0-9-amd64"  # sorted() is lexical; pin what we pick
+    files = disk.files(p, "ssh-ed25519 AAAA builder-packer\n")
+    assert_golden("image/extlinux.conf", files["boot/extlinux/extlinux.conf"][0])
+    assert_golden("image/fstab", files["etc/fstab"][0])
+    assert files["root/.ssh/authorized_keys"][1] == 0o600
+    assert_golden("image/disk.argv.json", json.dumps(
+        {"sfdisk": disk.sfdisk_script(), "mkfs": disk.mkfs_argv(p, Path("/c/disk.raw"), Path("/c/root")),
+         "losetup": disk.losetup_argv(p, Path("/c/disk.raw"))}, indent=1) + "\n")
+
+
+def test_disk_smaller_than_rootfs_is_bad_input():
+    with pytest.raises(UserError, match="disk_size.*smaller than the rootfs"):
+        disk.check_fits(3 << 30, 2048, Path("images/minimal/image.yaml"))
+    disk.check_fits(700 << 20, 2048, Path("images/minimal/image.yaml"))
+
+
+def test_packer_template_and_scripts():
+    scripts = packer.render_scripts(SPEC)
+    assert list(scripts) == ["00-10-motd.sh", "01-builder-cleanup.sh"]
+    assert "image minimal 0.1.0" in scripts["00-10-motd.sh"]
+    hcl = packer.render_template(
+        SPEC, disk=Path("/c/disk.raw"), output_dir=Path("/c/out"), vm_name="image.qcow2",
+        accelerator="tcg", ssh_key=Path("/c/key"), scripts=[Path("/c/s/" + n) for n in scripts],
+        console_log=Path("/c/console.log"))
+    assert_golden("image/packer.pkr.hcl", hcl)
+
+
+def test_packer_machine_readable_parsing():
+    ev = packer.parse_machine_readable(
+        "1700000000,,ui,say,==> qemu.image: Copying%!(PACKER_COMMA) resizing disk")
+    assert ev.type == "ui" and ev.message == "==> qemu.image: Copying, resizing disk"
+    art = packer.parse_machine_readable("1700000001,qemu.image,artifact,0,files-count,1")
+    assert art.target == "qemu.image" and art.data == ("0", "files-count", "1")
+    assert packer.parse_machine_readable("not machine readable") is None
+    out = "1,,ui,error,Build 'qemu.image' errored: Timeout waiting for SSH.\n1,,ui,say,done"
+    assert packer.errors_from(out) == ["Build 'qemu.image' errored: Timeout waiting for SSH."]
+
+
+def test_streaming_packer_reuses_packer_py_argv(tmp_path):
+    p = packer.StreamingPacker(run=None, on_event=print, timeout=1, workdir=tmp_path)
+    argv = p.argv("build", "/c/image.pkr.hcl", force=True, var={"a": "b"})
+    assert argv[1:] == ["build", "-machine-readable", "-force", "-var", "a=b", "/c/image.pkr.hcl"]
+
+
+def test_qemu_argv():
+    plan = VmPlan(name="bxabcdefboot", disk=Path("/c/image.qcow2"), accel="tcg", cpus=2, memory_mib=1024,
+                  workdir=Path("/run/x"), nics=(Nic(), Nic(tap="bxabcdeft0", mac="52:54:00:00:00:01")))
+    assert_golden("image/qemu.argv.json", json.dumps(qemu_argv(plan), indent=1) + "\n")
+
+
+def test_boot_checks_judged():
+    checks = {c.name: c for c in boottest.checks_for(SPEC)}
+    assert checks["motd-names-version"].expect == "minimal 0.1.0"
+    ok = boottest.judge(checks["motd-names-version"], ExecResult(0, "image minimal 0.1.0\n", ""), 0.1)
+    assert ok.passed and "exit 0" in ok.evidence
+    assert not boottest.judge(checks["motd-names-version"], ExecResult(0, "image minimal 0.2.0", ""), 0).passed
+    degraded = boottest.judge(checks["systemd-multi-user"], ExecResult(1, "degraded\n", ""), 0)
+    assert not degraded.passed
+    assert not boottest.judge(checks["no-failed-units"], ExecResult(0, "x.service failed\n", ""), 0).passed
+
+
+def test_run_checks_turns_exceptions_into_failures():
+    def execute(argv, timeout):
+        raise TimeoutError("agent gone")
+
+    suite = boottest.run_checks(boottest.checks_for(SPEC)[:1], execute)
+    assert not suite.passed and "agent gone" in suite.cases[0].evidence
+    assert boottest.parse_packages("bash\t5.2-1\nbroken\n") == {"bash": "5.2-1"}

@@ -1,0 +1,180 @@
+"""OVF descriptor (golden file, DMTF schema) and OVA packing (member order, manifest, atomicity)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+from ovf_helpers import GOLDEN, fake_stream_vmdk, sample_appliance, schema_path
+from pydantic import ValidationError
+
+from builder.errors import UserError
+from builder.image import ova, ovf
+from builder.image.ovf import Appliance, render_descriptor, write_ova
+
+
+def xmllint(path) -> subprocess.CompletedProcess:
+    assert shutil.which("xmllint"), "xmllint missing: apt-get install libxml2-utils"
+    schema = schema_path()
+    assert schema.is_file(), f"OVF schema not found at {schema} (set BUILDER_OVF_SCHEMA)"
+    return subprocess.run(
+        ["xmllint", "--noout", "--nonet", "--schema", str(schema), str(path)], capture_output=True, text=True
+    )
+
+
+def odd_appliance() -> Appliance:
+    """Markup characters everywhere text lands, and the largest values the model allows."""
+    odd = {
+        "name": 'lab & <"odd"> \'vm\'',
+        "version": "9.9.9-rc1+build.7",
+        "description": 'a&b <c> "d" \'e\'',
+        "vendor": "R&D <labs>",
+        "product_url": "https://x.example/?a=1&b=2",
+        "cpus": 64,
+        "memory_mib": 2097152,
+        "disk": {"file": "disk&<1>.vmdk", "capacity_bytes": 64 << 40},
+        "nic": {"network": 'Net "A" & <B>'},
+    }
+    return Appliance.model_validate({**sample_appliance().model_dump(), **odd})
+
+
+def test_descriptor_matches_golden():
+    text = render_descriptor(sample_appliance(), 1_234_567_890)
+    golden = GOLDEN / "ceph-training.ovf"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text(), "descriptor changed; rerun with UPDATE_GOLDEN=1 if deliberate"
+
+
+def test_golden_descriptor_validates_against_ovf_schema():
+    r = xmllint(GOLDEN / "ceph-training.ovf")
+    assert r.returncode == 0, r.stderr
+
+
+def test_unusual_values_are_escaped_and_validate(tmp_path):
+    f = tmp_path / "odd.ovf"
+    f.write_text(render_descriptor(odd_appliance(), 2**41))
+    r = xmllint(f)
+    assert r.returncode == 0, r.stderr
+    summary = ova.inspect(f).summary
+    assert summary["name"] == 'lab & <"odd"> \'vm\''
+    assert summary["cpus"] == 64 and summary["memory_mib"] == 2097152
+    assert summary["disks"] == [{"file": "disk&<1>.vmdk", "capacity_bytes": 64 << 40, "format": ovf.STREAM_OPTIMIZED}]
+    assert summary["nics"] == [{"network": 'Net "A" & <B>', "model": "E1000"}]
+
+
+def test_schema_check_is_not_vacuous(tmp_path):
+    """Drop a required rasd:InstanceID: the same xmllint call must reject it."""
+    text = render_descriptor(sample_appliance(), 1).replace("<rasd:InstanceID>4</rasd:InstanceID>", "")
+    f = tmp_path / "broken.ovf"
+    f.write_text(text)
+    assert xmllint(f).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"cpus": 0},
+        {"cpus": 65},
+        {"disk": {"file": "../x.vmdk", "capacity_bytes": 1}},
+        {"disk": {"file": "x.vmdk", "capacity_bytes": 0}},
+        {"surprise": 1},
+    ],
+)
+def test_appliance_rejects_bad_values(bad):
+    data = {"name": "a", "version": "1.0", "disk": {"file": "x.vmdk", "capacity_bytes": 512}, **bad}
+    with pytest.raises(ValidationError):
+        Appliance.model_validate(data)
+
+
+def test_write_ova_round_trip(tmp_path):
+    app = sample_appliance(capacity_bytes=64 << 20)
+    payload = os.urandom(3 << 20)  # crosses the streaming chunk boundary of tarfile's copy
+    vmdk = fake_stream_vmdk(tmp_path / "built.vmdk", 64 << 20, payload)
+    dest = tmp_path / "out" / "ceph-training-1.2.0.ova"
+
+    assert write_ova(dest, app, vmdk) == dest
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]  # no temp file left
+
+    with tarfile.open(dest) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == [
+            "ceph-training-1.2.0.ovf",
+            "ceph-training-1.2.0-disk001.vmdk",
+            "ceph-training-1.2.0.mf",
+        ]
+        descriptor = tar.extractfile(members[0]).read()
+        assert tar.extractfile(members[1]).read() == vmdk.read_bytes()
+        manifest = tar.extractfile(members[2]).read().decode()
+    raw = dest.read_bytes()
+    assert raw[257:263] == b"ustar\0"  # POSIX ustar, as VirtualBox writes OVAs
+    assert descriptor.decode() == render_descriptor(app, vmdk.stat().st_size)
+    assert manifest == (
+        f"SHA256(ceph-training-1.2.0.ovf)= {hashlib.sha256(descriptor).hexdigest()}\n"
+        f"SHA256(ceph-training-1.2.0-disk001.vmdk)= {hashlib.sha256(vmdk.read_bytes()).hexdigest()}\n"
+    )
+
+    result = ova.inspect(dest)
+    assert result.verified == ["ceph-training-1.2.0.ovf", "ceph-training-1.2.0-disk001.vmdk"]
+    assert result.summary == {
+        "name": "ceph-training",
+        "os": "Debian_64",
+        "cpus": 2,
+        "memory_mib": 2048,
+        "disks": [
+            {"file": "ceph-training-1.2.0-disk001.vmdk", "capacity_bytes": 64 << 20, "format": ovf.STREAM_OPTIMIZED}
+        ],
+        "nics": [{"network": "NAT", "model": "E1000"}],
+    }
+
+
+def test_write_ova_is_reproducible(tmp_path):
+    app = sample_appliance(capacity_bytes=1 << 20)
+    vmdk = fake_stream_vmdk(tmp_path / "d.vmdk", 1 << 20, b"x" * 1000)
+    a = write_ova(tmp_path / "a" / "x.ova", app, vmdk).read_bytes()
+    b = write_ova(tmp_path / "b" / "x.ova", app, vmdk).read_bytes()
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"QFI\xfb" + b"\0" * 600, "no KDMV magic"),
+        (b"KDMV" + (3).to_bytes(4, "little") + (0).to_bytes(4, "little") + (2048).to_bytes(8, "little") + b"\0" * 600,
+         "not compressed"),
+        (None, "capacity"),
+    ],
+)
+def test_write_ova_refuses_wrong_disks(tmp_path, content, message):
+    app = sample_appliance(capacity_bytes=1 << 20)
+    vmdk = tmp_path / "d.vmdk"
+    if content is None:
+        fake_stream_vmdk(vmdk, 2 << 20)
+    else:
+        vmdk.write_bytes(content)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=message):
+        write_ova(out / "x.ova", app, vmdk)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_write_ova_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    app = sample_appliance(capacity_bytes=1 << 20)
+    vmdk = fake_stream_vmdk(tmp_path / "d.vmdk", 1 << 20, b"y" * 5000)
+    dest = tmp_path / "out" / "x.ova"
+    dest.parent.mkdir()
+    dest.write_bytes(b"previous release")
+
+    def boom(*_a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ovf, "manifest_line", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_ova(dest, app, vmdk)
+    assert [p.name for p in dest.parent.iterdir()] == ["x.ova"]
+    assert dest.read_bytes() == b"previous release"  # the old file is untouched until the new one is whole
