@@ -36,7 +36,15 @@ def _proc_start_time(pid: int) -> str | None:
 
 def _alive(pid: int, start: str | None) -> bool:
     now = _proc_start_time(pid)
-    return now is not None and (start is None or now == start)
+    return now is not None and (start is None or now == start) and not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    # a killed child of this very process stays a zombie until waited for: it is gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
 
 
 def _quiet(argv: list[str]) -> None:
@@ -47,7 +55,9 @@ def _kill_process(rec: dict) -> None:
     pid = rec["pid"]
     if not _alive(pid, rec.get("start")):
         return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    # `signals` lets a record skip a slow graceful exit (radvd spends 5 s on final adverts)
+    for name in rec.get("signals", ("SIGTERM", "SIGKILL")):
+        sig = signal.Signals[name]
         try:
             os.killpg(pid, sig) if rec.get("group") else os.kill(pid, sig)
         except ProcessLookupError:
@@ -69,6 +79,14 @@ def _remove_path(rec: dict) -> None:
 def _undo_link(rec: dict) -> None:
     ns = rec.get("netns")
     _quiet((["ip", "-n", ns] if ns else ["ip"]) + ["link", "del", rec["name"]])
+
+
+def _batch_del(obj: str, names: list[str]) -> None:
+    """Delete many namespaces or links with one `ip -force -batch` (a 2000-node fabric would
+    otherwise spawn thousands of processes); objects already gone are skipped."""
+    script = "".join(f"{obj} del {n}\n" for n in names)
+    subprocess.run(["ip", "-force", "-batch", "-"], input=script.encode(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
 def _undo_libvirt_domain(rec: dict) -> None:
@@ -96,6 +114,9 @@ UNDO: dict[str, Callable[[dict], None]] = {
     "path": _remove_path,
     "netns": lambda r: _quiet(["ip", "netns", "del", r["name"]]),
     "link": _undo_link,
+    "sysctl": lambda r: Path("/proc/sys", r["key"].replace(".", "/")).write_text(r["old"]),
+    "netns-set": lambda r: _batch_del("netns", r["names"]),
+    "link-set": lambda r: _batch_del("link", r["names"]),
     "mount": lambda r: _quiet(["umount", "-l", r["path"]]),
     "loop": lambda r: _quiet(["losetup", "-d", r["device"]]),
     "libvirt-domain": _undo_libvirt_domain,

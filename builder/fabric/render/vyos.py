@@ -1,0 +1,49 @@
+"""VyOS `interfaces { ... }` configuration for router nodes (the seed's block)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ... import templates
+from ..validate import Link, ResolvedNode, Topology
+
+
+@dataclass
+class _Port:
+    name: str
+    hw_id: str | None = None
+    mtu: int = 1500
+    addresses: list[str] = field(default_factory=list)
+    vifs: list[Link] = field(default_factory=list)
+
+
+def _ports(node: ResolvedNode) -> list[_Port]:
+    ports: dict[str, _Port] = {}
+    for lk in node.links:
+        if lk.is_overlay:
+            continue
+        if not lk.port:
+            raise ValueError(f"VyOS node {node.name}: link to {lk.net.name} needs a port")
+        p = ports.setdefault(lk.port, _Port(lk.port))
+        p.hw_id = p.hw_id or lk.hw_id
+        p.mtu = max(p.mtu, lk.net.mtu)
+        if lk.parent:
+            p.vifs.append(lk)
+        else:
+            p.addresses += [str(a) for a in (lk.ipv4, lk.ipv6) if a]
+    return sorted(ports.values(), key=lambda p: p.name)
+
+
+def render_node(topo: Topology, node: ResolvedNode) -> str:
+    overlays = []
+    for lk in node.links:
+        if lk.is_overlay:
+            under = node.link(lk.net.underlay)
+            link = f"{under.parent}.{under.net.vlan}" if under.parent else under.device
+            overlays.append((lk, link))
+    return templates.render("fabric/vyos.j2", node=node, ports=_ports(node), overlays=overlays)
+
+
+def render(topo: Topology, node: str | None = None) -> str:
+    nodes = [topo.node(node)] if node else [n for n in topo.nodes if n.platform == "vyos"]
+    return "\n".join(render_node(topo, n) for n in nodes)

@@ -1,0 +1,92 @@
+"""Fabrics as sessions: bring one up under a Run and describe it in the run directory, find
+the live one for a file, run the checks against it, tear it down from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import runs
+from ..publish.manifest import CaseResult
+from ..runs import Run
+from . import checks, netns
+from .validate import Topology
+
+STATE = "fabric.json"
+
+
+def up(topo: Topology, run: Run) -> netns.Fabric:
+    fab = netns.up(topo, run)
+    (run.dir / STATE).write_text(json.dumps({**fab.describe(), "file": _key(topo.source)}))
+    return fab
+
+
+def _key(path: Path | None) -> str | None:
+    return str(path.resolve()) if path else None
+
+
+def live(path: Path | None = None, root: Path | None = None) -> list[dict]:
+    """States of live runs holding a fabric (of `path` if given), each with its owner pid."""
+    root = root or runs.RUN_ROOT
+    out = []
+    for rid in runs.live_runs(root):
+        try:
+            st = json.loads((root / rid / STATE).read_text())
+            owner = json.loads((root / rid / "owner.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if path is None or st.get("file") == _key(path):
+            out.append({**st, "pid": owner["pid"], "dir": str(root / rid)})
+    return out
+
+
+def stop(state: dict, timeout: float = 30) -> bool:
+    """Ask a fabric's owner to tear down (SIGTERM unwinds its Run); wait for its directory."""
+    try:
+        os.kill(state["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    end = time.monotonic() + timeout
+    while Path(state["dir"]).exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return not Path(state["dir"]).exists()
+
+
+def context(topo: Topology, netns_names: dict[str, str], run: Run,
+            extra: dict[str, checks.Executor] | None = None) -> checks.Context:  # fmt: skip
+    """Check context over namespaces (possibly another run's) plus extra executors (a VM);
+    background processes are journaled in `run`, the one doing the checking."""
+    execs: dict[str, checks.Executor] = {n: netns.netns_exec(ns) for n, ns in netns_names.items()}
+    execs.update(extra or {})
+
+    def spawn(node: str, argv: list[str]):
+        return netns.spawn_in(run, netns_names[node], argv, run.dir / f"spawn-{node}.log")
+
+    return checks.Context(topo, execs, spawn)
+
+
+def check(topo: Topology, netns_names: dict[str, str], run: Run,
+          extra: dict[str, checks.Executor] | None = None) -> list[CaseResult]:  # fmt: skip
+    return checks.run_all(context(topo, netns_names, run, extra))
+
+
+def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | None = None,
+                    run: Run | None = None, boot: Callable[[list[str]], object] | None = None) -> list[CaseResult]:  # fmt: skip
+    """For `builder vm`: bring the fabric up with the image under test as its `vm` node (the
+    caller boots it on `taps(...)` via `boot`, then `vm_exec` runs argv in the guest), run all
+    checks, tear the fabric down. Returns the cases for the manifest."""
+    vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
+    own = run is None
+    run = run or Run().__enter__()
+    try:
+        fab = up(topo, run)
+        if boot is not None:
+            boot(fab.plan.taps(vm))
+        return check(topo, fab.plan.netns, run, {vm: vm_exec})
+    finally:
+        if own:
+            run.__exit__(None, None, None)
