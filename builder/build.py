@@ -7,6 +7,7 @@ unchanged rebuild walks the chain of keys and reuses every stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import host, proc
-from .errors import BuildFailed
+from .errors import BuildFailed, UserError
+from .fabric import session
+from .fabric import validate as fabric_validate
 from .image import boottest, disk, export, ovf, packer, rootfs
-from .image.boot import Nic, VmPlan, boot
+from .image.boot import Nic, Vm, VmPlan, boot
 from .image.cache import Cache, file_digest, key
 from .progress import Reporter
 from .publish.manifest import Suite
@@ -26,7 +29,8 @@ from .spec import ImageSpec
 from .templates import PACKAGE_TEMPLATES
 
 # Bump when a stage's code changes what it produces, to invalidate old cache entries.
-STAGE_VERSION = {"rootfs": 1, "disk": 1, "provision": 1, "boot": 1, "export": 1}
+STAGE_VERSION = {"rootfs": 1, "disk": 1, "provision": 1, "boot": 1, "fabric": 1, "export": 1}
+FABRIC_CODE = Path(__file__).parent / "fabric"
 
 
 @dataclass
@@ -203,17 +207,67 @@ class Build:
             (tmp / "result.json").write_text(json.dumps(result, indent=2))
             if not suite.passed:
                 # keep the evidence in the report, but never cache a failure
-                raise _BootFailed(suite)
+                raise _SuiteFailed("boot", suite)
 
         try:
             entry = self._stage("boot", inputs, "boot test (standalone, guest agent)", produce)
-        except _BootFailed as e:
+        except _SuiteFailed as e:
             self.out.tests["boot"] = e.suite
             raise
         result = json.loads((entry / "result.json").read_text())
         self.out.tests["boot"] = Suite.model_validate(result["suite"])
         self.out.packages = result["packages"]
         return self.out.tests["boot"]
+
+    def fabric_test(self) -> Suite:
+        """Boot the image as the fabric's VM node (NICs on the fabric's taps) and run every check."""
+        s = self.spec
+        if s.fabric is None:
+            raise UserError("every image is tested in a fabric: set `fabric:`", file=str(s.file), field="fabric")
+        fabric_file = (s.dir / s.fabric).resolve()
+        topo = fabric_validate.load(fabric_file)
+        vm_node = next((n for n in topo.nodes if n.kind == "vm"), None)
+        if vm_node is None:
+            raise UserError("the fabric has no `kind: vm` node for the image", file=str(fabric_file), field="nodes")
+        code = sorted(file_digest(p) for p in FABRIC_CODE.rglob("*.py"))
+        inputs = [self.out.keys["provision"], fabric_file.read_text(), code]
+
+        def produce(tmp: Path) -> None:
+            with contextlib.ExitStack() as stack:
+                vms: list[Vm] = []
+
+                def boot_vm(taps: list[str]) -> None:
+                    macs = [lk.hw_id for lk in vm_node.links if not lk.is_overlay]
+                    plan = VmPlan(name=self.run.name("fab"), disk=self.out.paths["provision"] / "image.qcow2",
+                                  accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
+                                  workdir=self.run.dir / "fabric",
+                                  nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs)))
+                    vm = stack.enter_context(boot(self.run, plan))
+                    self.rep.update(f"VM on {len(taps)} taps; waiting for its guest agent")
+                    vm.agent.wait_ready(s.boot_test.timeout, alive=vm.alive)
+                    self.rep.update("running fabric checks")
+                    vms.append(vm)
+
+                def vm_exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
+                    r = vms[0].agent.exec(argv, timeout=timeout)
+                    return r.rc, r.stdout, r.stderr
+
+                cases = session.run_image_suite(topo, vm_exec, vm_node.name, self.run, boot_vm)
+                if vms:
+                    vms[0].poweroff()
+            suite = Suite(passed=bool(cases) and all(c.passed for c in cases), cases=cases)
+            (tmp / "result.json").write_text(suite.model_dump_json(indent=2))
+            if not suite.passed:
+                raise _SuiteFailed("fabric", suite)
+
+        try:
+            entry = self._stage("fabric", inputs, f"fabric {topo.fabric.name} with the image as {vm_node.name}",
+                                produce)
+        except _SuiteFailed as e:
+            self.out.tests["fabric"] = e.suite
+            raise
+        self.out.tests["fabric"] = Suite.model_validate_json((entry / "result.json").read_text())
+        return self.out.tests["fabric"]
 
     def export(self) -> dict[str, dict]:
         s = self.spec
@@ -238,11 +292,11 @@ class Build:
         return self.out
 
 
-class _BootFailed(BuildFailed):
-    def __init__(self, suite: Suite):
+class _SuiteFailed(BuildFailed):
+    def __init__(self, name: str, suite: Suite):
         self.suite = suite
         failed = [c for c in suite.cases if not c.passed]
-        lines = [f"boot test failed: {len(failed)} of {len(suite.cases)} checks"]
+        lines = [f"{name} test failed: {len(failed)} of {len(suite.cases)} checks"]
         for c in failed:
             lines.append(f"  ✗ {c.name}: {c.evidence.splitlines()[-1] if c.evidence else ''}")
         super().__init__("\n".join(lines))

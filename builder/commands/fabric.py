@@ -56,10 +56,10 @@ def render(fabric: Path, fmt: str, node: str | None) -> None:
 
 def _report(cases, junit: Path | None, as_json: bool, name: str) -> None:
     from ..errors import BuildFailed
-    from ..fabric.junit import summary, to_junit
+    from ..junit import summary, to_junit
 
     if junit:
-        junit.write_text(to_junit(f"fabric.{name}", cases))
+        junit.write_text(to_junit({f"fabric.{name}": cases}))
     if as_json:
         emit_json([c.model_dump() for c in cases])
     else:

@@ -16,7 +16,8 @@ from ..errors import BuildFailed
 from ..publish import local
 from ..publish.gitlab import publish_gitlab
 from ..publish.gitlab_target import resolve_target
-from ..publish.manifest import MANIFEST, SUMS, FileEntry, Manifest
+from ..junit import to_junit
+from ..publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest
 from ..spec import REPO_ROOT, ImageSpec, load_image
 from .options import build_options, run_build
 
@@ -26,6 +27,7 @@ Examples:
   builder vm minimal --output /srv/images     publish somewhere else
   builder vm minimal --version 0.2.0 --force  replace an existing version
   builder vm minimal --accel tcg --json       skip the KVM probe, print the summary as JSON
+  builder vm minimal --junit report.xml       JUnit for GitLab's artifacts:reports:junit
   builder vm ceph-training --publish gitlab --project training/images"""
 
 
@@ -56,18 +58,23 @@ def make_manifest(o: Outcome, durations: dict[str, float]) -> Manifest:
     )
 
 
+def junit_xml(o: Outcome) -> str:
+    return to_junit({f"{o.spec.name}.{k}": suite.cases for k, suite in o.tests.items()}, name=o.spec.name)
+
+
 def publish_local(o: Outcome, output: Path, force: bool, durations: dict[str, float]) -> tuple[Path, Manifest]:
     s = o.spec
     manifest = make_manifest(o, durations)
-    if not manifest.all_passed:
-        raise BuildFailed("not published: a test suite failed")
+    if not manifest.all_passed or set(manifest.tests) != {"boot", "fabric"}:
+        raise BuildFailed("not published: boot and fabric tests must both pass")
     staging = local.staging_dir(output, s.name, s.version)
     try:
         for f in o.files.values():
             local.place(o.paths["export"] / f["name"], staging / f["name"])
         (staging / MANIFEST).write_text(manifest.dumps())
+        (staging / JUNIT).write_text(junit_xml(o))
         sums = {f["name"]: f["sha256"] for f in o.files.values()}
-        sums[MANIFEST] = local.sha256_file(staging / MANIFEST)
+        sums.update((n, local.sha256_file(staging / n)) for n in (MANIFEST, JUNIT))
         (staging / SUMS).write_text(local.sha256sums(sums))
         return local.commit(staging, output, s.name, s.version, force), manifest
     except BaseException:
@@ -94,9 +101,11 @@ def summary(final: Path, m: Manifest) -> Table:
               show_default=True, help="After the local store, also upload to GitLab (packages + release).")
 @click.option("--project", help="GitLab project ID or path (default: $CI_PROJECT_ID).")
 @click.option("--gitlab", "gitlab_name", metavar="NAME", help="python-gitlab config section.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the boot and fabric results as JUnit XML here (written on failure too).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def vm(name: str, version: str | None, output: Path, force: bool, publish_to: str, project: str | None,
-       gitlab_name: str | None, as_json: bool, **opts) -> None:
+       gitlab_name: str | None, junit: Path | None, as_json: bool, **opts) -> None:
     """Build NAME, boot-test it, export qcow2 + VMDK + OVA and publish to a local directory.
 
     Nothing is published unless every check passes (exit 1 otherwise).
@@ -107,8 +116,13 @@ def vm(name: str, version: str | None, output: Path, force: bool, publish_to: st
     local.sweep_partials(output)
 
     def body(b: Build) -> tuple[Path, Manifest]:
-        b.image()
-        b.boot_test()
+        try:
+            b.image()
+            b.boot_test()
+            b.fabric_test()
+        finally:
+            if junit is not None and b.out.tests:
+                junit.write_text(junit_xml(b.out))
         b.export()
         return publish_local(b.out, output, force, b.rep.durations)
 

@@ -14,6 +14,7 @@ from ..errors import UserError
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
+JUNIT = "junit.xml"
 
 
 class FileEntry(BaseModel):
