@@ -47,12 +47,25 @@ class GuestAgent:
             self.sock.close()
             self.sock = None
 
-    def _connect(self) -> None:
-        if self.sock is None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _connect(self, timeout: float = 10) -> None:
+        """Connect and sync: answers to requests of an earlier, abandoned connection are skipped."""
+        if self.sock is not None:
+            return
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             s.connect(str(self.path))
-            self.sock = s
-            self.buf = b""
+            self.sock, self.buf = s, b""
+            token = random.randrange(1, 2**31)
+            # the 0xFF byte makes the agent drop any half-read request
+            self.sock.sendall(b"\xff")
+            self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
+            deadline = time.monotonic() + timeout
+            while self._recv(deadline).get("return") != token:
+                pass
+        except BaseException:
+            s.close()
+            self.sock = None
+            raise
 
     def _send(self, msg: dict) -> None:
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
@@ -80,18 +93,10 @@ class GuestAgent:
             if not alive():
                 raise GuestError("the VM exited before its guest agent answered")
             try:
-                self._connect()
-                token = random.randrange(1, 2**31)
-                # Stale bytes from a previous half-open session are flushed by the sentinel.
-                self.sock.sendall(b"\xff")
-                self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
-                end = min(deadline, time.monotonic() + 3)
-                while True:
-                    reply = self._recv(end)
-                    if reply.get("return") == token:
-                        return time.monotonic() - t0
+                with self.lock:
+                    self._connect(timeout=3)
+                return time.monotonic() - t0
             except (OSError, TimeoutError, ConnectionError, ValueError):
-                self.close()
                 time.sleep(0.5)
         raise GuestError(f"guest agent not ready after {timeout:.0f} s")
 
@@ -100,9 +105,13 @@ class GuestAgent:
         if arguments is not None:
             msg["arguments"] = arguments
         with self.lock:
-            self._connect()
-            self._send(msg)
-            reply = self._recv(time.monotonic() + timeout)
+            try:
+                self._connect()
+                self._send(msg)
+                reply = self._recv(time.monotonic() + timeout)
+            except (OSError, TimeoutError, ConnectionError, ValueError) as e:
+                self.close()  # the next call reconnects and resyncs past a late answer
+                raise GuestError(f"{command}: {type(e).__name__}: {e}") from None
         if "error" in reply:
             raise GuestError(f"{command}: {reply['error'].get('desc', reply['error'])}")
         return reply.get("return")
@@ -131,4 +140,5 @@ class GuestAgent:
         # Not guest-shutdown: the agent runs `shutdown -P +0`, which needs logind over D-Bus and
         # fails on images without dbus. systemctl talks to PID 1 directly.
         self.exec(["systemctl", "poweroff", "--no-block"], timeout=30)
-        self.close()
+        with self.lock:
+            self.close()
