@@ -9,6 +9,8 @@ an interrupted publish, re-run, leaves exactly one copy of every file.
 
 from __future__ import annotations
 
+import os
+
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +45,13 @@ def check_names(name: str, version: str, files: list[str] | tuple[str, ...] = ()
 
 def release_tag(name: str, version: str) -> str:
     return f"{name}-{version}"
+
+
+def release_ref(explicit: str | None, git_revision: str | None) -> str | None:
+    """What a new release tag points at: --ref, else the pipeline's commit, else the build's
+    revision (a `-dirty` build has no commit to tag)."""
+    rev = git_revision if git_revision and not git_revision.endswith("-dirty") else None
+    return explicit or os.environ.get("CI_COMMIT_SHA") or rev
 
 
 def package_file_url(target: GitLabTarget, name: str, version: str, file_name: str) -> str:
@@ -187,6 +196,6 @@ def publish_gitlab(
             else:
                 result.uploaded.append(f)
                 progress(f"uploaded  {f}")
-        result.release = _sync_release(project, target, vv, ref or vv.manifest.git_revision, policy)
+        result.release = _sync_release(project, target, vv, release_ref(ref, vv.manifest.git_revision), policy)
         progress(f"release {result.tag} {result.release}")
     return result

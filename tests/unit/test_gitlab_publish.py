@@ -212,3 +212,14 @@ def test_release_description_is_the_manifest_summary(tmp_path):
     data = json.loads((d / "manifest.json").read_text())
     (d / "manifest.json").write_text(json.dumps({**data, "summary": "Ceph Reef lab VM, 3 OSDs."}))
     assert templates.render("publish/release.md.j2", m=load(d)).startswith("Ceph Reef lab VM, 3 OSDs.\n\nceph-training")
+
+
+def test_release_ref_prefers_explicit_then_pipeline_commit(monkeypatch):
+    from builder.publish.gitlab import release_ref
+
+    monkeypatch.delenv("CI_COMMIT_SHA", raising=False)
+    assert release_ref(None, "abc123") == "abc123"
+    assert release_ref(None, "abc123-dirty") is None
+    monkeypatch.setenv("CI_COMMIT_SHA", "feed42")
+    assert release_ref(None, "abc123") == "feed42"
+    assert release_ref("main", "abc123") == "main"
