@@ -16,6 +16,7 @@ import pytest
 from builder.cli import main
 from builder.image.boot import VmPlan, boot
 from builder.runs import Run, reap
+from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -25,12 +26,16 @@ SCHEMA = Path(os.environ.get("BUILDER_OVF_SCHEMA", REPO.parent / "shared" / "ovf
 
 def test_release_is_complete_and_verifiable(minimal_release: Path):
     names = sorted(p.name for p in minimal_release.iterdir())
-    assert names == ["SHA256SUMS", "manifest.json", "minimal-0.1.0.ova", "minimal-0.1.0.qcow2",
-                     "minimal-0.1.0.vmdk"] or "junit.xml" in names
+    assert names == ["SHA256SUMS", "junit.xml", "manifest.json", "minimal-0.1.0.ova", "minimal-0.1.0.qcow2",
+                     "minimal-0.1.0.vmdk"]
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
     m = json.loads((minimal_release / "manifest.json").read_text())
     assert m["name"] == "minimal" and m["version"] == "0.1.0" and m["accelerator"] in ("tcg", "kvm")
-    assert all(s["passed"] for s in m["tests"].values()) and "boot" in m["tests"]
+    assert set(m["tests"]) == {"boot", "fabric"} and all(s["passed"] for s in m["tests"].values())
+    fabric_cases = {c["name"] for c in m["tests"]["fabric"]["cases"]}
+    assert any(n.startswith("multipath") for n in fabric_cases) and any(n.startswith("ping/") for n in fabric_cases)
+    junit = (minimal_release / "junit.xml").read_text()
+    assert 'name="minimal.boot"' in junit and 'name="minimal.fabric"' in junit and "<failure" not in junit
     assert {"linux-image-amd64", "qemu-guest-agent", "open-iscsi"} <= set(m["packages"])
     assert set(m["stages"]) >= {"rootfs", "disk", "provision", "boot", "export"}
     assert m["tools"]["packer"].startswith("Packer v")
@@ -70,13 +75,23 @@ def test_exported_qcow2_boots_without_kernel(minimal_qcow2: Path, no_leaks):
         assert "SYSLINUX" in plan.console_log.read_text(errors="replace")
 
 
-def test_unchanged_rebuild_is_a_cache_hit(minimal_release: Path, test_cache: Path, capsys):
+def test_unchanged_rebuild_is_a_cache_hit_and_publishes_to_gitlab(
+        minimal_release: Path, test_cache: Path, capsys, monkeypatch, gitlab_server):
+    """Rebuild with --force and --publish gitlab: every stage is reused, the release is re-placed
+    atomically, and the real python-gitlab client uploads it to the fake GitLab."""
+    monkeypatch.setenv("GITLAB_URL", gitlab_server.url)
+    monkeypatch.setenv("GITLAB_PRIVATE_TOKEN", gitlab_server.token)
     out = minimal_release.parent.parent
-    assert main(["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--force",
-                 "--json", "--quiet"]) == 0
+    argv = ["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--force", "--json",
+            "--quiet", "--publish", "gitlab", "--project", "training/images"]
+    assert main(argv) == 0
     m = json.loads(capsys.readouterr().out)
-    assert set(m["cached_stages"]) >= {"rootfs", "disk", "provision", "boot", "export"}
+    assert set(m["cached_stages"]) >= {"rootfs", "disk", "provision", "boot", "fabric", "export"}
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
+    assert main(["publish", "minimal", "0.1.0", "--to", "gitlab", "--output", str(out),
+                 "--project", "training/images", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["uploaded"] == [] and len(again["unchanged"]) == 6  # idempotent: nothing re-sent
 
 
 def _start(argv: list[str], env_extra: dict) -> subprocess.Popen:
