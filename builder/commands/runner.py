@@ -21,17 +21,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print the re
 
 
 def _target_options(f):
+    f = click.option("--ssh-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     envvar="BUILDER_SSH_CONFIG", help="ssh_config for --host: identity, known hosts, "
+                     "jump host (env BUILDER_SSH_CONFIG) [~/.ssh/config]")(f)
     f = click.option("--local", "local", is_flag=True, help="run on this machine")(f)
     return click.option("--host", "host", metavar="SSH", help="runner VM as user@host (uses sudo -n)")(f)
 
 
-def _target(host: str | None, local: bool):
+def _target(host: str | None, local: bool, ssh_config: Path | None):
     from ..runner.target import Target
     from ..runner.virtualbox import check_target
 
     if bool(host) == local:
         raise UserError("give exactly one of --host SSH or --local", field="--host")
-    return Target(ssh=check_target(host) if host else None)
+    return Target(ssh=check_target(host) if host else None, ssh_config=ssh_config)
 
 
 def _report(data: dict, as_json: bool, line: str) -> None:
@@ -118,6 +121,7 @@ def destroy(name: str, uri: str, as_json: bool) -> None:
 @group.command(name="install-virtualbox", epilog="""\b
 Examples:
   builder runner install-virtualbox --host builder@192.0.2.10
+  builder runner install-virtualbox --host builder@192.0.2.10 --ssh-config ci/runners/ssh_config
   builder runner install-virtualbox --local --series 7.1
   builder runner install-virtualbox --local --extpack-url http://mirror.example/virtualbox --json""")
 @_target_options
@@ -127,11 +131,11 @@ Examples:
               help="files at BASE/<ver>/<file> and BASE/<ver>/SHA256SUMS [Oracle's download server]")
 @click.option("--cache", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True)
 @json_option
-def install_virtualbox(host, local, series, user, extpack_url, cache, as_json) -> None:
+def install_virtualbox(host, local, ssh_config, series, user, extpack_url, cache, as_json) -> None:
     """VirtualBox (unless VBoxManage is already there) and the extension pack for exactly its version."""
     from ..runner import virtualbox as vb
 
-    result = vb.install_virtualbox(_target(host, local), series=series, user=user,
+    result = vb.install_virtualbox(_target(host, local, ssh_config), series=series, user=user,
                                    base_url=extpack_url or vb.DEFAULT_EXTPACK_URL, cache=cache)
     what = ", ".join(result["changed"]) or "nothing to do"
     _report(result, as_json, f"VirtualBox {result['virtualbox']} with {result['extpack']}: {what}")
@@ -156,7 +160,7 @@ Examples:
 @click.option("--token-env", default="GITLAB_TOKEN", show_default=True,
               help="environment variable holding the access token (never an argument)")
 @json_option
-def register(host, local, url, runner_type, group_id, project_id, tags, run_untagged, description, name,
+def register(host, local, ssh_config, url, runner_type, group_id, project_id, tags, run_untagged, description, name,
              config, token_env, as_json) -> None:
     """Create a runner in GitLab (POST /user/runners) and write its config.toml (mode 0600)."""
     from ..runner import register as reg
@@ -164,7 +168,7 @@ def register(host, local, url, runner_type, group_id, project_id, tags, run_unta
     private_token = os.environ.get(token_env)
     if not private_token:
         raise UserError(f"set {token_env} to a GitLab access token with the create_runner scope", field="--token-env")
-    target = _target(host, local)
+    target = _target(host, local, ssh_config)
     r = reg.Registration(url=url, runner_type=runner_type, group_id=group_id, project_id=project_id,
                          description=description, tags=tags, run_untagged=run_untagged)
     name = name or target.run(["hostname"]).output.strip()

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import proc
 
-SSH_OPTS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=20")
+# LogLevel=ERROR: ssh's notices ("Permanently added ... to the list of known hosts") go to
+# stderr, which proc merges into the output that `hostname` or `mktemp` answers are read from
+SSH_OPTS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=20",
+            "-o", "LogLevel=ERROR")
 
 
 @dataclass(frozen=True)
 class Target:
     ssh: str | None = None  # user@host; None runs locally
-    ssh_opts: tuple[str, ...] = field(default=SSH_OPTS)
+    ssh_config: Path | None = None  # `ssh -F`: identity, known hosts, jump host for this target
+
+    @property
+    def ssh_opts(self) -> tuple[str, ...]:
+        return (("-F", str(self.ssh_config)) if self.ssh_config else ()) + SSH_OPTS
 
     def argv(self, argv: list[str], root: bool = False) -> list[str]:
         if self.ssh is None:
@@ -34,13 +43,20 @@ class Target:
     def read(self, path: str) -> str:
         return self.run(["cat", path]).output
 
-    def put(self, local: Path) -> str:
-        """Make a controller-side file available on the target; returns its path there."""
+    @contextmanager
+    def staged(self, local: Path) -> Iterator[str]:
+        """A controller-side file on the target for the duration of the block: copied into a
+        private directory there (a fixed /tmp name could be anyone's), removed afterwards."""
         if self.ssh is None:
-            return str(local)
-        remote = f"/tmp/{local.name}"
-        proc.run(["scp", "-q", *self.ssh_opts, str(local), f"{self.ssh}:{remote}"], timeout=600)
-        return remote
+            yield str(local)
+            return
+        remote_dir = self.run(["mktemp", "-d", "/tmp/builder.XXXXXXXX"]).output.strip()
+        try:
+            proc.run(["scp", "-q", *self.ssh_opts, str(local), f"{self.ssh}:{remote_dir}/{local.name}"],
+                     timeout=600, what="scp")
+            yield f"{remote_dir}/{local.name}"
+        finally:
+            self.run(["rm", "-rf", remote_dir], check=False)
 
     def write(self, path: str, content: str, mode: str = "0600") -> None:
         """Write a file as root with its mode set before any content lands in it."""

@@ -240,8 +240,9 @@ def ensure_extpack(t: Target, v: VBoxVersion, base_url: str, cache: Path) -> dic
         meta = read_extpack(path)
         if meta.version != v.version:
             raise BuildFailed(f"{path.name} describes version {meta.version}, VirtualBox is {v.version}: refusing it")
-        t.run(["VBoxManage", "extpack", "install", "--replace", f"--accept-license={meta.license_hash}",
-               t.put(path)], root=True)
+        with t.staged(path) as remote:
+            t.run(["VBoxManage", "extpack", "install", "--replace", f"--accept-license={meta.license_hash}",
+                   remote], root=True)
         changed.append("extpack")
         pack = _usable(_extpacks(t), v)
         if pack is None:

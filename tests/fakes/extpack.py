@@ -59,3 +59,17 @@ def build(path: Path, *, version: str, revision: int, name: str | None = None, l
 
 def sha256sums(entries: dict[str, bytes]) -> str:
     return "".join(f"{hashlib.sha256(b).hexdigest()} *{n}\n" for n, b in entries.items())
+
+
+def publish(root: Path, version: str, revision: int, *, pack_version: str | None = None,
+            sums: str | None = None) -> Path:
+    """Lay a release out as Oracle's download server does: root/<ver>/<file> and
+    root/<ver>/SHA256SUMS (given `sums` replaces the true one, to test refusals)."""
+    from builder.runner.virtualbox import VBoxVersion, extpack_filename
+
+    d = root / version
+    d.mkdir(parents=True)
+    name = extpack_filename(VBoxVersion(version, revision))
+    p = build(d / name, version=pack_version or version, revision=revision)
+    (d / "SHA256SUMS").write_text(sums if sums is not None else sha256sums({name: p.read_bytes()}))
+    return p

@@ -1,5 +1,6 @@
-"""A static file server on 127.0.0.1 for download tests: serves a directory, records request
-paths, and can answer chosen paths with 503 a given number of times (to exercise retries)."""
+"""A static file server for download tests (127.0.0.1 unless told to bind elsewhere, e.g. a
+libvirt network's gateway): serves a directory, records request paths, and can answer chosen
+paths with 503 a given number of times (to exercise retries)."""
 
 from __future__ import annotations
 
@@ -25,16 +26,17 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class FileServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, host: str = "127.0.0.1"):
         self.root = root
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+        self.httpd = ThreadingHTTPServer((host, 0), functools.partial(_Handler, directory=str(root)))
         self.httpd.requests = []
         self.httpd.failures = Counter()
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
 
     @property
     def requests(self) -> list[str]:

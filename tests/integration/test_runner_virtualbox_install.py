@@ -1,6 +1,7 @@
 """install-virtualbox against the VBoxManage stand-in, real extension-pack tarballs and a
 local HTTP server laid out like download.virtualbox.org."""
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -34,17 +35,8 @@ def vbox(tmp_path, monkeypatch):
 def mirror(tmp_path):
     """Publish extension packs like Oracle does: BASE/<ver>/<file> and BASE/<ver>/SHA256SUMS."""
     root = tmp_path / "mirror"
-
-    def publish(version, revision, *, pack_version=None, sums=None):
-        d = root / version
-        d.mkdir(parents=True)
-        name = vb.extpack_filename(vb.VBoxVersion(version, revision))
-        p = extpack.build(d / name, version=pack_version or version, revision=revision)
-        (d / "SHA256SUMS").write_text(sums if sums is not None else extpack.sha256sums({name: p.read_bytes()}))
-        return p
-
     with FileServer(root) as srv:
-        srv.publish = publish
+        srv.publish = functools.partial(extpack.publish, root)
         yield srv
 
 
