@@ -13,7 +13,10 @@ from ..errors import BuildFailed
 from ..spec import IMAGES_DIR
 
 
-@click.group(name="pipeline")
+@click.group(name="pipeline", epilog="""\b
+Examples:
+  builder pipeline generate --output child-pipeline.yml
+  builder pipeline validate .gitlab-ci.yml""")
 def group() -> None:
     """GitLab CI pipelines for the image matrix."""
 

@@ -10,7 +10,10 @@ from ..console import emit_json, err
 from ..spec import REPO_ROOT
 
 
-@click.group(name="schedule")
+@click.group(name="schedule", epilog="""\b
+Examples:
+  builder schedule sync --project training/images --dry-run
+  builder schedule sync --project training/images --prune""")
 def group() -> None:
     """GitLab pipeline schedules for rebuilds."""
 

@@ -86,7 +86,18 @@ def test_sizes(value, mib):
     assert parse_size_mib(value) == mib
 
 
-def test_help_has_examples(capsys):
-    for argv in (["--help"], ["vm", "--help"], ["image", "build", "--help"], ["doctor", "--help"]):
-        assert main(argv) == 0
-        assert "Examples:" in capsys.readouterr().out
+def _commands(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*prefix, name))
+
+
+def test_every_command_has_help_with_examples(capsys):
+    from builder.cli import app
+
+    for argv in [(), *_commands(app)]:
+        assert main([*argv, "--help"]) == 0
+        assert "Examples:" in capsys.readouterr().out, f"builder {' '.join(argv)} --help has no examples"
