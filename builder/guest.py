@@ -11,6 +11,7 @@ import base64
 import json
 import random
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ class GuestAgent:
         self.path = socket_path
         self.sock: socket.socket | None = None
         self.buf = b""
+        # checks call one guest from several threads: a request and its reply must not interleave
+        self.lock = threading.Lock()
 
     def close(self) -> None:
         if self.sock:
@@ -93,12 +96,13 @@ class GuestAgent:
         raise GuestError(f"guest agent not ready after {timeout:.0f} s")
 
     def call(self, command: str, arguments: dict | None = None, timeout: float = 30) -> object:
-        self._connect()
         msg = {"execute": command}
         if arguments is not None:
             msg["arguments"] = arguments
-        self._send(msg)
-        reply = self._recv(time.monotonic() + timeout)
+        with self.lock:
+            self._connect()
+            self._send(msg)
+            reply = self._recv(time.monotonic() + timeout)
         if "error" in reply:
             raise GuestError(f"{command}: {reply['error'].get('desc', reply['error'])}")
         return reply.get("return")

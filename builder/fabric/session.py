@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import runs
 from ..publish.manifest import CaseResult
 from ..runs import Run
-from . import checks, netns
+from . import checks, iscsi, iscsi_checks, netns, vmnode
 from .validate import Topology
 
 STATE = "fabric.json"
@@ -21,6 +21,9 @@ STATE = "fabric.json"
 
 def up(topo: Topology, run: Run) -> netns.Fabric:
     fab = netns.up(topo, run)
+    target = iscsi.plan(topo)
+    if target is not None and topo.node(target.target_node).kind == "netns":
+        iscsi.serve(fab, target)
     (run.dir / STATE).write_text(json.dumps({**fab.describe(), "file": _key(topo.source)}))
     return fab
 
@@ -57,28 +60,30 @@ def stop(state: dict, timeout: float = 30) -> bool:
 
 
 def context(topo: Topology, netns_names: dict[str, str], run: Run,
-            extra: dict[str, checks.Executor] | None = None) -> checks.Context:  # fmt: skip
+            extra: dict[str, checks.Executor] | None = None, link_set=None) -> checks.Context:  # fmt: skip
     """Check context over namespaces (possibly another run's) plus extra executors (a VM);
-    background processes are journaled in `run`, the one doing the checking."""
+    background processes are journaled in `run`, the one doing the checking. `link_set`
+    (`Fabric.link_set` of the fabric's owner) lets failover checks pull a cable."""
     execs: dict[str, checks.Executor] = {n: netns.netns_exec(ns) for n, ns in netns_names.items()}
     execs.update(extra or {})
 
     def spawn(node: str, argv: list[str]):
         return netns.spawn_in(run, netns_names[node], argv, run.dir / f"spawn-{node}.log")
 
-    return checks.Context(topo, execs, spawn)
+    return checks.Context(topo, execs, spawn, link_set=link_set)
 
 
 def check(topo: Topology, netns_names: dict[str, str], run: Run,
-          extra: dict[str, checks.Executor] | None = None) -> list[CaseResult]:  # fmt: skip
-    return checks.run_all(context(topo, netns_names, run, extra))
+          extra: dict[str, checks.Executor] | None = None, link_set=None) -> list[CaseResult]:  # fmt: skip
+    return checks.run_all(context(topo, netns_names, run, extra, link_set), serial=(iscsi_checks.cases,))
 
 
 def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | None = None,
                     run: Run | None = None, boot: Callable[[list[str]], object] | None = None) -> list[CaseResult]:  # fmt: skip
     """For `builder vm`: bring the fabric up with the image under test as its `vm` node (the
-    caller boots it on `taps(...)` via `boot`, then `vm_exec` runs argv in the guest), run all
-    checks, tear the fabric down. Returns the cases for the manifest."""
+    caller boots it on `taps(...)` via `boot`, then `vm_exec` runs argv in the guest), configure
+    the guest's side of the fabric, run all checks, tear the fabric down. Returns the cases for
+    the manifest."""
     vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
     own = run is None
     run = run or Run().__enter__()
@@ -86,7 +91,8 @@ def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | Non
         fab = up(topo, run)
         if boot is not None:
             boot(fab.plan.taps(vm))
-        return check(topo, fab.plan.netns, run, {vm: vm_exec})
+        setup = vmnode.configure(topo, topo.node(vm), vm_exec)
+        return [setup, *check(topo, fab.plan.netns, run, {vm: vm_exec}, fab.link_set)]
     finally:
         if own:
             run.__exit__(None, None, None)
