@@ -3,6 +3,7 @@ the live one for a file, run the checks against it, tear it down from another pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,3 +97,29 @@ def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | Non
     finally:
         if own:
             run.__exit__(None, None, None)
+
+
+def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = None, accel: str = "tcg",
+                 cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300) -> list[CaseResult]:  # fmt: skip
+    """`run_image_suite` with the VM booted here: `disk` (snapshot, so it stays untouched) on
+    the node's taps, NICs with the node's MACs, checks through its guest agent."""
+    from ..image.boot import Nic, VmPlan, boot
+
+    vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
+    macs = [lk.hw_id for lk in topo.node(vm).links if not lk.is_overlay]
+    with contextlib.ExitStack() as stack:
+        vms = []
+
+        def start(taps: list[str]) -> None:
+            plan = VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
+                          workdir=run.dir / "vm", nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs)))  # fmt: skip
+            vms.append(stack.enter_context(boot(run, plan)))
+            vms[0].agent.wait_ready(ready_timeout, alive=vms[0].alive)
+
+        def vm_exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
+            r = vms[0].agent.exec(argv, timeout=timeout)
+            return r.rc, r.stdout, r.stderr
+
+        cases = run_image_suite(topo, vm_exec, vm, run, start)
+        vms[0].poweroff()
+        return cases
