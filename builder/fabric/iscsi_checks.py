@@ -105,7 +105,16 @@ def two_paths(st: _State) -> str:
         return ok, ev
 
     ok, ev, secs = _poll(ready, 60)
-    return _expect(ok, f"{ev}\none map, paths {sorted(disks)} active ready after {secs:.1f} s")
+    _expect(ok, f"{ev}\none map with paths {sorted(disks)} active ready: {ok} after {secs:.1f} s")
+    # multipathd may still be reloading the fresh map (opening it fails with EINVAL meanwhile)
+    probe = ["dd", f"if=/dev/mapper/{st.map.name}", "of=/dev/null", "bs=4096", "count=1", "iflag=direct"]
+    usable, out, secs2 = _poll(lambda: _ok(st.run(probe)), 30, 0.5)
+    return _expect(usable, f"{ev}\none map, paths {sorted(disks)} active ready after {secs:.1f} s; "
+                           f"direct read {'works' if usable else 'fails'} after {secs2:.1f} more s\n{out}")  # fmt: skip
+
+
+def _ok(res: tuple[int, str, str]) -> tuple[bool, str]:
+    return res[0] == 0, (res[1] + res[2]).strip()
 
 
 def _written_mib(st: _State) -> float:
