@@ -4,13 +4,18 @@ namespace, the minimal image booted under QEMU on the fabric's taps, a path pull
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from builder.fabric import iscsi, session
 from builder.fabric.validate import load
+from builder import runs
 from builder.runs import Run
 
 pytestmark = pytest.mark.root
@@ -32,6 +37,35 @@ def test_target_serves_both_portals_from_its_namespace(no_leaks):
         assert {"172.16.0.1:3260", "172.16.1.1:3260"} <= {line.split()[3] for line in out.splitlines()}
         assert all(p.exists() for p in iscsi.control_paths(port))
     assert not any(p.exists() for p in iscsi.control_paths(port))
+
+
+def _tgtds() -> set[str]:
+    """Live tgtd pids (a killed one may linger as a zombie under a pid 1 that does not reap)."""
+    ps = subprocess.run(["ps", "-eo", "pid=,stat=,comm="], capture_output=True, text=True).stdout.splitlines()
+    return {pid for pid, stat, comm in map(str.split, ps) if comm == "tgtd" and not stat.startswith("Z")}
+
+
+def test_two_targets_side_by_side(no_leaks):
+    with Run() as a, Run() as b:
+        session.up(CEPH_LAB, a), session.up(CEPH_LAB, b)
+        ports = {iscsi.control_port(r.id) for r in (a, b)}
+        assert len(ports) == 2 and all(p.exists() for port in ports for p in iscsi.control_paths(port))
+
+
+def test_sigkilled_fabric_up_leaves_its_target_to_the_reaper(no_leaks):
+    before = _tgtds()
+    p = subprocess.Popen([sys.executable, "-m", "builder.cli", "fabric", "up", str(ROOT / "fabrics/ceph-lab.yaml")],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    while not [s for s in session.live() if s["pid"] == p.pid]:
+        assert p.poll() is None
+        time.sleep(0.05)
+    (st,) = [s for s in session.live() if s["pid"] == p.pid]
+    port = iscsi.control_port(st["run"])
+    assert _tgtds() - before and iscsi.control_paths(port)[0].exists()
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert st["run"] in runs.reap()
+    assert _tgtds() == before and not any(x.exists() for x in iscsi.control_paths(port))
 
 
 @pytest.mark.slow
