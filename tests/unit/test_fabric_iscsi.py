@@ -119,3 +119,20 @@ def test_pattern_matches_the_guest_generator():
 
     out = subprocess.run([sys.executable, "-c", iscsi_checks.PATTERN, "7", "2"], capture_output=True, check=True).stdout
     assert hashlib.sha256(out).hexdigest() == iscsi_checks.pattern_sha256(7, 2)
+
+
+def test_iscsi_cases_run_after_the_others_and_skip_what_a_failure_blocks():
+    from builder.fabric import checks
+
+    calls = []
+
+    def guest(argv, timeout):
+        calls.append(argv)
+        return (1, "", "iscsid.service not found") if argv[0] == "/bin/sh" else (0, "", "")
+
+    ctx = checks.Context(TOPO, {"image": guest})
+    cases = checks.run_all(ctx, (), serial=(iscsi_checks.cases,))
+    assert [c.name for c in cases] == [name for name, _, _ in iscsi_checks.STEPS]
+    assert not any(c.passed for c in cases) and "iscsid.service not found" in cases[0].evidence
+    assert cases[1].evidence == "not run: iscsi-initiator-setup did not pass"
+    assert len(calls) == 1  # nothing ran in the guest after the set-up failed
