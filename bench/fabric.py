@@ -1,7 +1,8 @@
-"""Fabric figures (printed, not asserted): the seed topology up + checks + down, and a
-sharded fabric of N namespace endpoints up + ping sample + down with its per-endpoint cost.
+"""Fabric figures (printed, not asserted): the seed topology up + checks + down, a sharded
+fabric of N namespace endpoints up + ping sample + down with its per-endpoint cost, and with
+`--vm-image` the in-guest suite for one image under TCG (boot to results) on ceph-lab.
 
-    python bench/fabric.py [--endpoints 2000]
+    python bench/fabric.py [--endpoints 2000] [--vm-image minimal-0.1.0.qcow2]
 """
 
 from __future__ import annotations
@@ -40,10 +41,25 @@ def timed(topo, checks_to_run) -> dict:
             "passed": sum(c.passed for c in cases), "cases": len(cases), "bridges": len(fab.plan.bridges)}  # fmt: skip
 
 
+def vm_suite(disk: Path) -> None:
+    t0 = time.monotonic()
+    with Run() as run:
+        cases = session.run_image_vm(load(ROOT / "fabrics/ceph-lab.yaml"), disk, run)
+    total = time.monotonic() - t0
+    for c in cases:
+        print(f"  {'pass' if c.passed else 'FAIL'} {c.seconds:6.1f} s  {c.name}")
+    print(f"in-guest suite under TCG, boot to results: {total:.1f} s (budget 120 s, ratio {total / 120:.2f}); "
+          f"{sum(c.passed for c in cases)}/{len(cases)} passed")  # fmt: skip
+    print(next(c.evidence for c in cases if c.name == "multipath-path-failure-under-io"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoints", type=int, default=2000)
+    ap.add_argument("--vm-image", type=Path, help="a built qcow2 to run as ceph-lab's VM node")
     a = ap.parse_args()
+    if a.vm_image:
+        return vm_suite(a.vm_image)
     seed = timed(load(ROOT / "fabrics/seed-poc.yaml"), checks.ALL)
     print(f"seed-poc: up {seed['up']:.2f} s, checks {seed['checks']:.2f} s, down {seed['down']:.2f} s, "
           f"total {seed['total']:.2f} s (budget 5 s, ratio {seed['total'] / 5:.2f}); "

@@ -1,4 +1,4 @@
-"""The run module: template → rootfs → disk → provisioned image → boot test → export.
+"""The run module: template → rootfs → disk → provisioned image → boot test → fabric test → export.
 
 Each stage's output lives in the cache under a key hashed from its inputs (the previous stage's
 key, the spec fields and templates it reads, the versions of the tools it runs), so an
@@ -7,7 +7,6 @@ unchanged rebuild walks the chain of keys and reuses every stage.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from .errors import BuildFailed, UserError
 from .fabric import session
 from .fabric import validate as fabric_validate
 from .image import boottest, disk, export, ovf, packer, rootfs
-from .image.boot import Nic, Vm, VmPlan, boot
+from .image.boot import Nic, VmPlan, boot
 from .image.cache import Cache, file_digest, key
 from .progress import Reporter
 from .publish.manifest import Suite
@@ -229,32 +228,16 @@ class Build:
         vm_node = next((n for n in topo.nodes if n.kind == "vm"), None)
         if vm_node is None:
             raise UserError("the fabric has no `kind: vm` node for the image", file=str(fabric_file), field="nodes")
-        code = sorted(file_digest(p) for p in FABRIC_CODE.rglob("*.py"))
+        code = sorted(file_digest(p) for p in [*FABRIC_CODE.rglob("*.py"), *(PACKAGE_TEMPLATES / "fabric").rglob("*")]
+                      if p.is_file())
         inputs = [self.out.keys["provision"], fabric_file.read_text(), code]
 
         def produce(tmp: Path) -> None:
-            with contextlib.ExitStack() as stack:
-                vms: list[Vm] = []
-
-                def boot_vm(taps: list[str]) -> None:
-                    macs = [lk.hw_id for lk in vm_node.links if not lk.is_overlay]
-                    plan = VmPlan(name=self.run.name("fab"), disk=self.out.paths["provision"] / "image.qcow2",
-                                  accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                                  workdir=self.run.dir / "fabric",
-                                  nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs)))
-                    vm = stack.enter_context(boot(self.run, plan))
-                    self.rep.update(f"VM on {len(taps)} taps; waiting for its guest agent")
-                    vm.agent.wait_ready(s.boot_test.timeout, alive=vm.alive)
-                    self.rep.update("running fabric checks")
-                    vms.append(vm)
-
-                def vm_exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
-                    r = vms[0].agent.exec(argv, timeout=timeout)
-                    return r.rc, r.stdout, r.stderr
-
-                cases = session.run_image_suite(topo, vm_exec, vm_node.name, self.run, boot_vm)
-                if vms:
-                    vms[0].poweroff()
+            self.rep.update(f"fabric up, VM on its taps, {vm_node.name} as the initiator")
+            cases = session.run_image_vm(
+                topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node.name,
+                accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
+                ready_timeout=s.boot_test.timeout)
             suite = Suite(passed=bool(cases) and all(c.passed for c in cases), cases=cases)
             (tmp / "result.json").write_text(suite.model_dump_json(indent=2))
             if not suite.passed:

@@ -30,6 +30,8 @@ class Context:
     execs: dict[str, Executor]  # node name -> executor (nodes we can run commands on)
     spawn: Spawn | None = None  # start a journaled background process on a node
     sample: int = 8  # members per overlay to ping from (a 2000-node fabric samples)
+    # take a node's port on a segment down/up on the host (a pulled cable), for failover checks
+    link_set: Callable[[str, str, bool], None] | None = None
     rng: random.Random = random.Random()
 
 
@@ -40,7 +42,7 @@ class CheckFailed(Exception):
     pass
 
 
-def _case(name: str, fn: Callable[[], str]) -> CaseResult:
+def case(name: str, fn: Callable[[], str]) -> CaseResult:
     t0 = time.monotonic()
     try:
         evidence, passed = fn(), True
@@ -237,9 +239,11 @@ def _tcp(ctx: Context, owner, peer, prefix) -> str:
 ALL = (ping_segments, ping_overlays, vni_isolation, mtu, router_adverts, anyip)
 
 
-def run_all(ctx: Context, checks=ALL, workers: int = 8) -> list[CaseResult]:
+def run_all(ctx: Context, checks=ALL, workers: int = 8, serial=()) -> list[CaseResult]:
     """Cases are independent (isolation probes use addresses nothing else pings): run them
-    concurrently, report them in declaration order."""
+    concurrently, report them in declaration order. Then the `serial` checks' cases, one at a
+    time in order: they depend on each other or disturb the fabric (a path taken down)."""
     cases = [case for check in checks for case in check(ctx)]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda c: _case(*c), cases))
+        results = list(pool.map(lambda c: case(*c), cases))
+    return results + [case(*c) for check in serial for c in check(ctx)]

@@ -144,15 +144,19 @@ class Portal(_Model):
     address: V4
 
 
+Iqn = Annotated[str, Field(pattern=r"^iqn\.\d{4}-\d{2}[-.][A-Za-z0-9.:_-]+$")]
+
+
 class IscsiTarget(_Model):
     node: str
-    iqn: Annotated[str, Field(pattern=r"^iqn\.\d{4}-\d{2}[-.][A-Za-z0-9.:_-]+$")]
+    iqn: Iqn | None = Field(None, description="default: derived from the fabric and node names")
     portals: tuple[V4, ...] = Field(min_length=2, max_length=2)
     lun_size_mib: int = Field(64, ge=8, le=4096)
 
 
 class IscsiInitiator(_Model):
     node: str
+    iqn: Iqn | None = Field(None, description="default: derived from the fabric and node names")
     sysctls: dict[str, int] = {"rp_filter": 0, "arp_ignore": 1, "arp_announce": 2}
 
 

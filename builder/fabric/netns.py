@@ -48,6 +48,8 @@ class Port:
     device: str  # name inside the node (veth peer); for a tap, the segment
     mtu: int
     netns: str | None  # None: a tap
+    segment: str
+    link: int  # index of the node's link it carries
 
 
 @dataclass
@@ -62,7 +64,11 @@ class HostPlan:
         return [b for b, _, _ in self.bridges] + [j[0] for j in self.joins] + [p.host for p in self.ports]
 
     def taps(self, node: str) -> list[str]:
-        return [p.host for p in self.ports if p.node == node and p.netns is None]
+        """A VM node's taps in the order of its links (as its NICs and their MACs are)."""
+        return [p.host for p in sorted(self.ports, key=lambda p: p.link) if p.node == node and p.netns is None]
+
+    def port(self, node: str, segment: str) -> Port:
+        return next(p for p in self.ports if p.node == node and p.segment == segment)
 
     def netns_script(self) -> str:
         return "".join(f"netns add {ns}\n" for ns in self.netns.values())
@@ -121,10 +127,10 @@ def plan_host(topo: Topology, tag: str, limit: int = BRIDGE_MAX_PORTS) -> HostPl
                 li = node.links.index(lk)
                 if node.kind == "netns":
                     host = _name(tag, f"v{index[node.name]}i{li}")
-                    plan.ports.append(Port(host, br, node.name, lk.device, seg.mtu, plan.netns[node.name]))
+                    plan.ports.append(Port(host, br, node.name, lk.device, seg.mtu, plan.netns[node.name], seg.name, li))
                 else:
                     host = _name(tag, f"t{index[node.name]}i{li}")
-                    plan.ports.append(Port(host, br, node.name, seg.name, seg.mtu, None))
+                    plan.ports.append(Port(host, br, node.name, seg.name, seg.mtu, None, seg.name, li))
     return plan
 
 
@@ -212,6 +218,11 @@ class Fabric:
 
     def spawn(self, node: str, argv: list[str], log: Path, *, signals: tuple[str, ...] | None = None) -> subprocess.Popen:
         return spawn_in(self.run, self.plan.netns[node], argv, log, signals=signals)
+
+    def link_set(self, node: str, segment: str, up: bool) -> None:
+        """Carrier of a node's port on the host side (a tap down is a pulled cable to a VM)."""
+        host = self.plan.port(node, segment).host
+        subprocess.run(["ip", "link", "set", "dev", host, "up" if up else "down"], check=True, capture_output=True)
 
     def describe(self) -> dict:
         return {

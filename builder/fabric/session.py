@@ -3,6 +3,7 @@ the live one for a file, run the checks against it, tear it down from another pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 from .. import runs
 from ..publish.manifest import CaseResult
 from ..runs import Run
-from . import checks, netns
+from . import checks, iscsi, iscsi_checks, netns, vmnode
 from .validate import Topology
 
 STATE = "fabric.json"
@@ -21,6 +22,9 @@ STATE = "fabric.json"
 
 def up(topo: Topology, run: Run) -> netns.Fabric:
     fab = netns.up(topo, run)
+    target = iscsi.plan(topo)
+    if target is not None and topo.node(target.target_node).kind == "netns":
+        iscsi.serve(fab, target)
     (run.dir / STATE).write_text(json.dumps({**fab.describe(), "file": _key(topo.source)}))
     return fab
 
@@ -57,28 +61,30 @@ def stop(state: dict, timeout: float = 30) -> bool:
 
 
 def context(topo: Topology, netns_names: dict[str, str], run: Run,
-            extra: dict[str, checks.Executor] | None = None) -> checks.Context:  # fmt: skip
+            extra: dict[str, checks.Executor] | None = None, link_set=None) -> checks.Context:  # fmt: skip
     """Check context over namespaces (possibly another run's) plus extra executors (a VM);
-    background processes are journaled in `run`, the one doing the checking."""
+    background processes are journaled in `run`, the one doing the checking. `link_set`
+    (`Fabric.link_set` of the fabric's owner) lets failover checks pull a cable."""
     execs: dict[str, checks.Executor] = {n: netns.netns_exec(ns) for n, ns in netns_names.items()}
     execs.update(extra or {})
 
     def spawn(node: str, argv: list[str]):
         return netns.spawn_in(run, netns_names[node], argv, run.dir / f"spawn-{node}.log")
 
-    return checks.Context(topo, execs, spawn)
+    return checks.Context(topo, execs, spawn, link_set=link_set)
 
 
 def check(topo: Topology, netns_names: dict[str, str], run: Run,
-          extra: dict[str, checks.Executor] | None = None) -> list[CaseResult]:  # fmt: skip
-    return checks.run_all(context(topo, netns_names, run, extra))
+          extra: dict[str, checks.Executor] | None = None, link_set=None) -> list[CaseResult]:  # fmt: skip
+    return checks.run_all(context(topo, netns_names, run, extra, link_set), serial=(iscsi_checks.cases,))
 
 
 def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | None = None,
                     run: Run | None = None, boot: Callable[[list[str]], object] | None = None) -> list[CaseResult]:  # fmt: skip
     """For `builder vm`: bring the fabric up with the image under test as its `vm` node (the
-    caller boots it on `taps(...)` via `boot`, then `vm_exec` runs argv in the guest), run all
-    checks, tear the fabric down. Returns the cases for the manifest."""
+    caller boots it on `taps(...)` via `boot`, then `vm_exec` runs argv in the guest), configure
+    the guest's side of the fabric, run all checks, tear the fabric down. Returns the cases for
+    the manifest."""
     vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
     own = run is None
     run = run or Run().__enter__()
@@ -86,7 +92,34 @@ def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | Non
         fab = up(topo, run)
         if boot is not None:
             boot(fab.plan.taps(vm))
-        return check(topo, fab.plan.netns, run, {vm: vm_exec})
+        setup = vmnode.configure(topo, topo.node(vm), vm_exec)
+        return [setup, *check(topo, fab.plan.netns, run, {vm: vm_exec}, fab.link_set)]
     finally:
         if own:
             run.__exit__(None, None, None)
+
+
+def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = None, accel: str = "tcg",
+                 cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300) -> list[CaseResult]:  # fmt: skip
+    """`run_image_suite` with the VM booted here: `disk` (snapshot, so it stays untouched) on
+    the node's taps, NICs with the node's MACs, checks through its guest agent."""
+    from ..image.boot import Nic, VmPlan, boot
+
+    vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
+    macs = [lk.hw_id for lk in topo.node(vm).links if not lk.is_overlay]
+    with contextlib.ExitStack() as stack:
+        vms = []
+
+        def start(taps: list[str]) -> None:
+            plan = VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
+                          workdir=run.dir / "vm", nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs)))  # fmt: skip
+            vms.append(stack.enter_context(boot(run, plan)))
+            vms[0].agent.wait_ready(ready_timeout, alive=vms[0].alive)
+
+        def vm_exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
+            r = vms[0].agent.exec(argv, timeout=timeout)
+            return r.rc, r.stdout, r.stderr
+
+        cases = run_image_suite(topo, vm_exec, vm, run, start)
+        vms[0].poweroff()
+        return cases

@@ -173,6 +173,8 @@ class _Checker:
                 net = f.nets.get(itf.attach)
                 if net is None:
                     self.fail(f"{itf.attach!r} is neither a segment nor an overlay", f"{where}.attach")
+                if n.kind == "vm" and isinstance(net, Segment) and itf.hw_id is None:
+                    self.fail("a VM's NIC needs a MAC: the guest finds its interface by it", f"{where}.hw_id")
                 for fam in ("ipv4", "ipv6"):
                     a = getattr(itf, fam)
                     if a is None or a == "auto":
