@@ -67,6 +67,7 @@ def publish_local(o: Outcome, output: Path, force: bool, durations: dict[str, fl
     manifest = make_manifest(o, durations)
     if not manifest.all_passed or set(manifest.tests) != {"boot", "fabric"}:
         raise BuildFailed("not published: boot and fabric tests must both pass")
+    local.check_free(output, s.name, s.version, force)  # again: another run may have published meanwhile
     staging = local.staging_dir(output, s.name, s.version)
     try:
         for f in o.files.values():
