@@ -235,9 +235,9 @@ def _undo_journal(path: Path) -> None:
 
 def _sweep_named_leftovers(dead: set[str]) -> None:
     """Objects named after a dead run but missing from its journal (killed mid-write)."""
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        name = line.split()[0] if line.strip() else ""
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    for ns in json.loads(out or "[]"):
+        name = ns["name"]
         if any(name.startswith(PREFIX + rid) for rid in dead):
             _quiet(["ip", "netns", "del", name])
     out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout

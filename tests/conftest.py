@@ -22,11 +22,11 @@ def host_snapshot() -> dict[str, set[str]]:
     """Everything a run may create on the host, by name (zombies count as gone)."""
     links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout or "[]")
     ps = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout.splitlines()
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    netns = json.loads(subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout or "[]")
     mounts = Path("/proc/self/mounts").read_text()
     root = runs.RUN_ROOT
     return {
-        "netns": {line.split()[0] for line in netns.splitlines() if line.strip()},
+        "netns": {ns["name"] for ns in netns},
         "links": {link["ifname"] for link in links},
         "processes": {p.strip() for p in ps if p.split()[1][0] != "Z" and any(t in p for t in TOOLS)},
         "runs": {p.name for p in root.iterdir()} if root.is_dir() else set(),
