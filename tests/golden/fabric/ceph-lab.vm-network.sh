@@ -1,6 +1,10 @@
 set -e
-# the fabric configures this node: networkd would manage (and DHCP on) the renamed NICs
-systemctl stop systemd-networkd.socket systemd-networkd.service 2>/dev/null || true
+# The fabric, not DHCP, configures these NICs. Right after boot, systemd-networkd-wait-online
+# is still waiting (2 min) for DHCP that never comes here, and any systemctl job queued behind
+# network-online.target (a networkd stop, an iscsid restart) would hang the check: stop it all
+# without waiting. Once renamed, no .network file matches the NICs.
+systemctl --no-block stop systemd-networkd-wait-online.service systemd-networkd.socket \
+    systemd-networkd.service 2>/dev/null || true
 sysctl -qw net.ipv6.conf.default.accept_dad=0
 nic() {
     for d in /sys/class/net/*; do
