@@ -13,10 +13,10 @@ from rich.table import Table
 from ..build import Build, Outcome
 from ..console import emit_json, err
 from ..errors import BuildFailed
+from ..junit import to_junit
 from ..publish import local
 from ..publish.gitlab import publish_gitlab
 from ..publish.gitlab_target import resolve_target
-from ..junit import to_junit
 from ..publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest
 from ..spec import REPO_ROOT, ImageSpec, load_image
 from .options import build_options, run_build
