@@ -1,10 +1,11 @@
 set -e
-# The fabric, not DHCP, configures these NICs. Right after boot, systemd-networkd-wait-online
-# is still waiting (2 min) for DHCP that never comes here, and any systemctl job queued behind
-# network-online.target (a networkd stop, an iscsid restart) would hang the check: stop it all
-# without waiting. Once renamed, no .network file matches the NICs.
-systemctl --no-block stop systemd-networkd-wait-online.service systemd-networkd.socket \
-    systemd-networkd.service 2>/dev/null || true
+# The fabric, not DHCP, configures these NICs. systemd-networkd-wait-online would wait 2 min
+# for DHCP that never comes here, and any unit that wants network-online.target (iscsid does)
+# pulls it in again, reviving networkd with it. Mask both for this boot, then stop them
+# without waiting; once renamed, no .network file matches the NICs anyway.
+units="systemd-networkd-wait-online.service systemd-networkd.socket systemd-networkd.service"
+systemctl mask --runtime $units >/dev/null 2>&1 || true
+systemctl --no-block stop $units 2>/dev/null || true
 sysctl -qw net.ipv6.conf.default.accept_dad=0
 nic() {
     for d in /sys/class/net/*; do
