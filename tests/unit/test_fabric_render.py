@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from builder.fabric.render import FORMATS
 from builder.fabric.validate import load
+from tests.goldens import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT / "tests/golden/fabric"
 SEED = load(ROOT / "fabrics/seed-poc.yaml")
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_golden(fmt):
     got = FORMATS[fmt](SEED, None)
-    path = GOLDEN / f"seed-poc.{fmt}"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(got)
-    assert got == path.read_text()
+    assert_golden(f"fabric/seed-poc.{fmt}", got)
 
 
 def test_vyos_reproduces_seed_block():

@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
-from goldens import assert_golden
 
 from builder.errors import UserError
 from builder.guest import ExecResult
 from builder.image import boottest, disk, packer, rootfs
 from builder.image.boot import Nic, VmPlan, qemu_argv
 from builder.spec import load_image
+from tests.goldens import assert_golden
 
 SPEC = load_image("minimal")
 

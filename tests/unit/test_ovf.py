@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from builder.errors import UserError
 from builder.image import ova, ovf
 from builder.image.ovf import Appliance, render_descriptor, write_ova
+from tests.goldens import assert_golden
 
 
 def xmllint(path) -> subprocess.CompletedProcess:
@@ -44,11 +45,7 @@ def odd_appliance() -> Appliance:
 
 def test_descriptor_matches_golden():
     text = render_descriptor(sample_appliance(), 1_234_567_890)
-    golden = GOLDEN / "ceph-training.ovf"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert text == golden.read_text(), "descriptor changed; rerun with UPDATE_GOLDEN=1 if deliberate"
+    assert_golden("ovf/ceph-training.ovf", text)
 
 
 def test_golden_descriptor_validates_against_ovf_schema():

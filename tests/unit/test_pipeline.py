@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ from builder import pipeline as pl
 from builder.cli import main
 from builder.errors import UserError
 from builder.spec import REPO_ROOT
+from tests.goldens import assert_golden
 
-GOLDEN = REPO_ROOT / "tests" / "golden" / "pipeline"
 
 
 @pytest.fixture
@@ -25,10 +24,7 @@ def images_dir(tmp_path) -> Path:
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert text == path.read_text(), f"{path} differs; regenerate deliberately with UPDATE_GOLDEN=1"
+    assert_golden(f"pipeline/{name}", text)
 
 
 def test_child_pipeline_all_images(images_dir):

@@ -1,7 +1,6 @@
 """Runner spec, rendered domain/volume/seed files (golden) and the libvirt apply layer
 against libvirt's test:///default driver."""
 
-import os
 from pathlib import Path
 
 import libvirt
@@ -12,18 +11,14 @@ from builder.errors import UserError
 from builder.runner import domain, seed
 from builder.runner.spec import RunnerSpec, load_runner
 from builder.runs import Run
+from tests.goldens import assert_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "runner"
 REPO = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoldenKey builder@test"
 
 
 def golden(name: str, text: str) -> None:
-    f = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
-    assert text == f.read_text(), f"{f} differs (UPDATE_GOLDEN=1 regenerates it deliberately)"
+    assert_golden(f"runner/{name}", text)
 
 
 def spec(**kw) -> RunnerSpec:
