@@ -20,8 +20,9 @@ from .fabric import session
 from .fabric import validate as fabric_validate
 from .image import boottest, disk, export, ovf, packer, rootfs
 from .image.boot import Nic, VmPlan, boot
-from .image.cache import Cache, file_digest, key
+from .image.cache import Cache, key
 from .progress import Reporter
+from .publish.local import sha256_file
 from .publish.manifest import Suite
 from .runs import Run, live_runs
 from .spec import ImageSpec
@@ -228,7 +229,7 @@ class Build:
         vm_node = next((n for n in topo.nodes if n.kind == "vm"), None)
         if vm_node is None:
             raise UserError("the fabric has no `kind: vm` node for the image", file=str(fabric_file), field="nodes")
-        code = sorted(file_digest(p) for p in [*FABRIC_CODE.rglob("*.py"), *(PACKAGE_TEMPLATES / "fabric").rglob("*")]
+        code = sorted(sha256_file(p) for p in [*FABRIC_CODE.rglob("*.py"), *(PACKAGE_TEMPLATES / "fabric").rglob("*")]
                       if p.is_file())
         inputs = [self.out.keys["provision"], fabric_file.read_text(), code]
 
@@ -256,8 +257,8 @@ class Build:
         s = self.spec
         # the descriptor depends on the OVF writer's code and templates as well as the spec
         inputs = [self.out.keys["provision"], s.name, s.version, s.description, s.cpus, s.memory_mib,
-                  file_digest(Path(ovf.__file__)), self.tools["qemu-img"],
-                  sorted(file_digest(p) for p in (PACKAGE_TEMPLATES / "ovf").glob("*"))]
+                  sha256_file(Path(ovf.__file__)), self.tools["qemu-img"],
+                  sorted(sha256_file(p) for p in (PACKAGE_TEMPLATES / "ovf").glob("*"))]
 
         def produce(tmp: Path) -> None:
             files = export.export(s, self.out.paths["provision"] / "image.qcow2", tmp, self.run)

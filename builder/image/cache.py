@@ -25,10 +25,6 @@ def key(*parts: object) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Cache:
     root: Path = DEFAULT_ROOT

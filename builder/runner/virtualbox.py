@@ -22,6 +22,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from .. import templates
 from .target import Target
 from ..errors import BuildFailed, UserError
+from ..publish.local import sha256_file
 
 DEFAULT_EXTPACK_URL = "https://download.virtualbox.org/virtualbox"
 APT_MIRROR = "https://download.virtualbox.org/virtualbox/debian"
@@ -181,14 +182,6 @@ def get(url: str, dest: Path | None = None) -> bytes | None:
         raise BuildFailed(f"download failed after retries: {e}") from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch_extpack(v: VBoxVersion, base_url: str, cache: Path) -> Path:
     """The extension pack for exactly this version, verified against its release's SHA256SUMS.
     A cached copy is reused only while it still matches."""
@@ -198,11 +191,11 @@ def fetch_extpack(v: VBoxVersion, base_url: str, cache: Path) -> Path:
     if want is None:
         raise BuildFailed(f"{sums_url} lists no {name}: refusing an unverifiable extension pack")
     dest = cache / v.version / name
-    if dest.is_file() and _sha256(dest) == want:
+    if dest.is_file() and sha256_file(dest) == want:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     get(release_url(base_url, v, name), dest)
-    got = _sha256(dest)
+    got = sha256_file(dest)
     if got != want:
         dest.unlink()
         raise BuildFailed(f"{name}: SHA-256 {got} does not match {want} from {sums_url}: refusing it")
