@@ -1,36 +1,68 @@
-"""The run module: template → rootfs → disk → provisioned image → boot test → fabric test → export.
+"""The stages of one image build: rootfs → disk → provisioned image → boot test → fabric test → export.
 
-Each stage's output lives in the cache under a key hashed from its inputs (the previous stage's
-key, the spec fields and templates it reads, the versions of the tools it runs), so an
-unchanged rebuild walks the chain of keys and reuses every stage.
+The stage contract: a stage names its inputs (spec fields, rendered templates, tool versions,
+the previous stage's key) and its code (source files of builder hashed automatically, so a code
+change can never reuse stale output). The cache key hashes both; the entry keeps the input
+manifest, and a miss says which inputs changed. *Volatile* inputs (the Debian archive's state,
+the version being exported) are in the cache key but not in the *recipe*, the key chain that
+says whether the image's content changed (`content_hash`). Test stages record where their
+verdict was made (run id, host, accelerator, time); a cache hit reports it as reused.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
+import hashlib
 import json
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import host, proc
-from .errors import BuildFailed, UserError
+from . import host, preflight, proc
+from .errors import BuildFailed
 from .fabric import session
-from .fabric import validate as fabric_validate
-from .image import boottest, disk, export, ovf, packer, rootfs
+from .image import boottest, disk, export, packer, rootfs
 from .image.boot import Nic, VmPlan, boot
-from .image.cache import Cache, key
+from .image.cache import Cache, changes, key, summarise
 from .progress import Reporter
-from .publish.local import sha256_file
 from .publish.manifest import Suite
 from .runs import Run, live_runs
 from .spec import ImageSpec
 from .templates import PACKAGE_TEMPLATES
 
-# Bump when a stage's code changes what it produces, to invalidate old cache entries.
-STAGE_VERSION = {"rootfs": 1, "disk": 1, "provision": 1, "boot": 1, "fabric": 1, "export": 1}
-FABRIC_CODE = Path(__file__).parent / "fabric"
+PACKAGE = Path(__file__).parent
+# Source files (globs relative to builder/) whose content shapes each stage's output.
+CODE = {
+    "rootfs": ("build.py", "image/rootfs.py", "image/archive.py", "templates/image/customize.sh.j2"),
+    "disk": ("build.py", "image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
+    "provision": ("build.py", "image/packer.py", "proc.py", "templates/image/packer.pkr.hcl.j2"),
+    "boot": ("build.py", "image/boot.py", "image/boottest.py", "guest.py"),
+    "fabric": ("build.py", "image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
+    "export": ("build.py", "image/export.py", "image/ovf.py", "templates/ovf/*"),
+}
+TEST_STAGES = ("boot", "fabric")
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(globs: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for path in sorted({p for g in globs for p in PACKAGE.glob(g) if p.is_file()}):
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    what: str  # one line for the progress display
+    inputs: dict[str, Any]
+    after: str | None = None  # the stage whose output this one consumes
+    volatile: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -40,19 +72,24 @@ class Options:
     cache: Cache = field(default_factory=Cache)
     packer_timeout: float = 3600
     no_cache: bool = False
+    retest: bool = False  # run the test stages again even when their verdict is cached
 
 
 @dataclass
 class Outcome:
     spec: ImageSpec
     accelerator: str
+    archive: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    recipes: dict[str, str] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     tests: dict[str, Suite] = field(default_factory=dict)
+    verdicts: dict[str, dict] = field(default_factory=dict)  # suite -> where and when it was judged
     packages: dict[str, str] = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
+    version: str = ""  # the version exported (image.yaml's, or a rebuild's derived one)
 
 
 def _template_text(*names: str) -> list[str]:
@@ -63,37 +100,74 @@ def _du_bytes(path: Path) -> int:
     return int(proc.output(["du", "-sb", str(path)]).split()[0])
 
 
+def timestamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 class Build:
-    def __init__(self, spec: ImageSpec, run: Run, opts: Options, reporter: Reporter):
+    def __init__(self, spec: ImageSpec, run: Run, opts: Options, reporter: Reporter,
+                 archive: dict[str, str] | None = None):
         self.spec, self.run, self.opts, self.rep = spec, run, opts, reporter
         self.tools = host.tool_versions()
         opts.cache.sweep_partials(set(live_runs()))
         accel, why = host.choose_accel(opts.accel)
-        self.out = Outcome(spec, accel, tools=self.tools)
+        self.out = Outcome(spec, accel, archive=dict(archive or {}), tools=self.tools, version=spec.version)
         reporter.note(f"accelerator: {accel} ({why})")
 
-    # -- cache plumbing -------------------------------------------------------------------
-    def _stage(self, name: str, inputs: list, what: str, produce: Callable[[Path], None]) -> Path:
-        k = key(STAGE_VERSION[name], inputs)
-        self.out.keys[name] = k
-        hit = None if self.opts.no_cache else self.opts.cache.lookup(name, self.spec.name, k)
+    # -- the stage contract ---------------------------------------------------------------
+    def _keys(self, st: Stage) -> tuple[str, str, dict[str, Any]]:
+        inputs = {**st.inputs, "code": code_digest(CODE[st.name])}
+        if st.after:
+            inputs[st.after] = self.out.keys[st.after]
+        recipe_inputs = {k: v for k, v in inputs.items() if k not in st.volatile}
+        if st.after:
+            recipe_inputs[st.after] = self.out.recipes[st.after]
+        return key(st.name, inputs), key(st.name, recipe_inputs), inputs
+
+    def _stage(self, st: Stage, produce: Callable[[Path], None]) -> Path:
+        k, recipe, inputs = self._keys(st)
+        self.out.keys[st.name], self.out.recipes[st.name] = k, recipe
+        cache, image = self.opts.cache, self.spec.name
+        rerun = self.opts.no_cache or (self.opts.retest and st.name in TEST_STAGES)
+        hit = None if rerun else cache.lookup(st.name, image, k)
         if hit:
-            self.rep.cached(name, k)
-            self.out.cached.append(name)
+            self.rep.cached(st.name, k)
+            self.out.cached.append(st.name)
         else:
-            tmp = self.opts.cache.staging(name, self.spec.name, self.run.id)
+            manifest = summarise(inputs)
+            if not rerun and (old := cache.latest_inputs(st.name, image)) is not None:
+                self.rep.note(f"rebuilding {st.name}: {', '.join(changes(old, manifest)) or 'inputs changed'}")
+            tmp = cache.staging(st.name, image, self.run.id)
             self.run.record("path", path=str(tmp))  # a failed or killed stage leaves nothing
-            with self.rep.stage(name, what):
+            with self.rep.stage(st.name, st.what):
                 produce(tmp)
-            hit = self.opts.cache.commit(tmp, name, self.spec.name, k)
-        self.out.paths[name] = hit
+            hit = cache.commit(tmp, st.name, image, k, manifest, replace=rerun)
+        self.out.paths[st.name] = hit
         return hit
+
+    def _provenance(self) -> dict[str, str]:
+        return {"run_id": self.run.id, "host": socket.gethostname(), "accelerator": self.out.accelerator,
+                "at": timestamp()}
+
+    def _verdict(self, name: str, entry: Path) -> Suite:
+        """Load a test stage's result; say whether it was judged now or reused from an earlier run."""
+        result = json.loads((entry / "result.json").read_text())
+        self.out.tests[name] = Suite.model_validate(result["suite"])
+        prov = result.get("provenance", {})
+        if name in self.out.cached:
+            self.out.verdicts[name] = {"ran": False, "reused_from": prov}
+        else:
+            self.out.verdicts[name] = {"ran": True, **prov}
+        return self.out.tests[name]
 
     # -- stages -----------------------------------------------------------------------------
     def rootfs(self) -> Path:
         s = self.spec
-        inputs = [s.distribution, self.opts.mirror or s.mirror, rootfs.packages(s),
-                  rootfs.customize_script(s), self.tools["mmdebstrap"]]
+        st = Stage("rootfs", f"mmdebstrap {s.distribution}, {len(rootfs.packages(s))} packages", {
+            "distribution": s.distribution, "mirror": self.opts.mirror or s.mirror, "packages": rootfs.packages(s),
+            "customize": rootfs.customize_script(s), "mmdebstrap": self.tools["mmdebstrap"],
+            **{f"archive.{suite}": d for suite, d in self.out.archive.items()},
+        }, volatile=frozenset(f"archive.{suite}" for suite in self.out.archive))
 
         def produce(tmp: Path) -> None:
             hook = tmp / "customize.sh"
@@ -103,13 +177,15 @@ class Build:
             hook.unlink()
             (tmp / "size").write_text(str(_du_bytes(tmp / "root")))
 
-        return self._stage("rootfs", inputs, f"mmdebstrap {s.distribution}, {len(rootfs.packages(s))} packages", produce)
+        return self._stage(st, produce)
 
     def disk(self) -> Path:
         s, root_entry = self.spec, self.out.paths["rootfs"]
         disk.check_fits(int((root_entry / "size").read_text()), s.disk_mib, s.file)
-        inputs = [self.out.keys["rootfs"], s.disk_mib, _template_text("image/extlinux.conf.j2", "image/fstab.j2"),
-                  self.tools["mkfs.ext4"], self.tools["extlinux"]]
+        st = Stage("disk", f"bootable {s.disk_mib} MiB disk (ext4 + extlinux)", {
+            "disk_mib": s.disk_mib, "templates": _template_text("image/extlinux.conf.j2", "image/fstab.j2"),
+            "mkfs.ext4": self.tools["mkfs.ext4"], "extlinux": self.tools["extlinux"],
+        }, after="rootfs")
 
         def produce(tmp: Path) -> None:
             plan = disk.plan(s.disk_mib, self.out.keys["disk"], root_entry / "root")
@@ -124,7 +200,7 @@ class Build:
             self._install_boot(plan, raw, (tmp / "packer_key.pub").read_text())
             disk.install_mbr(raw)
 
-        return self._stage("disk", inputs, f"bootable {s.disk_mib} MiB disk (ext4 + extlinux)", produce)
+        return self._stage(st, produce)
 
     def _install_boot(self, plan: disk.DiskPlan, raw: Path, pubkey: str) -> None:
         mnt = self.run.dir / "mnt"
@@ -150,7 +226,10 @@ class Build:
         hcl_probe = packer.render_template(
             s, disk=Path("DISK"), output_dir=Path("OUT"), vm_name="VM", accelerator="ACCEL",
             ssh_key=Path("KEY"), scripts=[Path(n) for n in scripts], console_log=Path("LOG"))
-        inputs = [self.out.keys["disk"], scripts, hcl_probe, self.tools["packer"], self.tools["qemu-system-x86_64"]]
+        st = Stage("provision", f"packer build ({self.out.accelerator})", {
+            "scripts": scripts, "hcl": hcl_probe, "packer": self.tools["packer"],
+            "qemu": self.tools["qemu-system-x86_64"],
+        }, after="disk")
 
         def produce(tmp: Path) -> None:
             work = tmp / "work"
@@ -180,12 +259,13 @@ class Build:
             (work / "out" / "image.qcow2").rename(tmp / "image.qcow2")
             shutil.rmtree(work)
 
-        return self._stage("provision", inputs, f"packer build ({self.out.accelerator})", produce)
+        return self._stage(st, produce)
 
     def boot_test(self) -> Suite:
         s = self.spec
         checks = boottest.checks_for(s)
-        inputs = [self.out.keys["provision"], [c.__dict__ for c in checks]]
+        st = Stage("boot", "boot test (standalone, guest agent)", {"checks": [c.__dict__ for c in checks]},
+                   after="provision")
 
         def produce(tmp: Path) -> None:
             plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
@@ -203,35 +283,23 @@ class Build:
                 powered_off = vm.poweroff()
             shutil.copy(plan.console_log, tmp / "console.log")
             result = {"suite": suite.model_dump(), "packages": boottest.parse_packages(pkgs),
-                      "clean_poweroff": powered_off}
+                      "clean_poweroff": powered_off, "provenance": self._provenance()}
             (tmp / "result.json").write_text(json.dumps(result, indent=2))
             if not suite.passed:
                 # keep the evidence in the report, but never cache a failure
-                raise _SuiteFailed("boot", suite)
+                raise _SuiteFailed("boot", suite, self._provenance())
 
-        try:
-            entry = self._stage("boot", inputs, "boot test (standalone, guest agent)", produce)
-        except _SuiteFailed as e:
-            self.out.tests["boot"] = e.suite
-            raise
-        result = json.loads((entry / "result.json").read_text())
-        self.out.tests["boot"] = Suite.model_validate(result["suite"])
-        self.out.packages = result["packages"]
-        return self.out.tests["boot"]
+        entry = self._test_stage(st, produce)
+        self.out.packages = json.loads((entry / "result.json").read_text())["packages"]
+        return self._verdict("boot", entry)
 
     def fabric_test(self) -> Suite:
         """Boot the image as the fabric's VM node (NICs on the fabric's taps) and run every check."""
         s = self.spec
-        if s.fabric is None:
-            raise UserError("every image is tested in a fabric: set `fabric:`", file=str(s.file), field="fabric")
-        fabric_file = (s.dir / s.fabric).resolve()
-        topo = fabric_validate.load(fabric_file)
-        vm_node = next((n for n in topo.nodes if n.kind == "vm"), None)
-        if vm_node is None:
-            raise UserError("the fabric has no `kind: vm` node for the image", file=str(fabric_file), field="nodes")
-        code = sorted(sha256_file(p) for p in [*FABRIC_CODE.rglob("*.py"), *(PACKAGE_TEMPLATES / "fabric").rglob("*")]
-                      if p.is_file())
-        inputs = [self.out.keys["provision"], fabric_file.read_text(), code]
+        fabric_file, topo, vm_name = preflight.fabric_of(s)
+        vm_node = topo.node(vm_name)
+        st = Stage("fabric", f"fabric {topo.fabric.name} with the image as {vm_node.name}",
+                   {"fabric": fabric_file.read_text()}, after="provision")
 
         def produce(tmp: Path) -> None:
             self.rep.update(f"fabric up, VM on its taps, {vm_node.name} as the initiator")
@@ -240,32 +308,46 @@ class Build:
                 accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
                 ready_timeout=s.boot_test.timeout)
             suite = Suite(passed=bool(cases) and all(c.passed for c in cases), cases=cases)
-            (tmp / "result.json").write_text(suite.model_dump_json(indent=2))
+            result = {"suite": suite.model_dump(), "provenance": self._provenance()}
+            (tmp / "result.json").write_text(json.dumps(result, indent=2))
             if not suite.passed:
-                raise _SuiteFailed("fabric", suite)
+                raise _SuiteFailed("fabric", suite, self._provenance())
 
+        return self._verdict("fabric", self._test_stage(st, produce))
+
+    def _test_stage(self, st: Stage, produce: Callable[[Path], None]) -> Path:
         try:
-            entry = self._stage("fabric", inputs, f"fabric {topo.fabric.name} with the image as {vm_node.name}",
-                                produce)
+            return self._stage(st, produce)
         except _SuiteFailed as e:
-            self.out.tests["fabric"] = e.suite
+            self.out.tests[st.name] = e.suite
+            self.out.verdicts[st.name] = {"ran": True, **e.provenance}
             raise
-        self.out.tests["fabric"] = Suite.model_validate_json((entry / "result.json").read_text())
-        return self.out.tests["fabric"]
 
-    def export(self) -> dict[str, dict]:
+    def _export_stage(self, version: str) -> Stage:
         s = self.spec
-        # the descriptor depends on the OVF writer's code and templates as well as the spec
-        inputs = [self.out.keys["provision"], s.name, s.version, s.description, s.cpus, s.memory_mib,
-                  sha256_file(Path(ovf.__file__)), self.tools["qemu-img"],
-                  sorted(sha256_file(p) for p in (PACKAGE_TEMPLATES / "ovf").glob("*"))]
+        return Stage("export", "export qcow2 + VMDK + OVA", {
+            "appliance": [s.name, s.description, s.cpus, s.memory_mib], "version": version,
+            "qemu-img": self.tools["qemu-img"],
+        }, after="provision", volatile=frozenset({"version"}))
+
+    def content_hash(self) -> str:
+        """What the published files are made of, whatever their version: the recipe of every stage
+        up to the export (the archive's state left out) and the packages the image really holds."""
+        _, export_recipe, _ = self._keys(self._export_stage(""))
+        return key("content", export_recipe, self.out.packages)
+
+    def export(self, version: str | None = None) -> dict[str, dict]:
+        """qcow2, VMDK and OVA named and described for `version` (default: image.yaml's)."""
+        version = version or self.spec.version
+        spec = self.spec.model_copy(update={"version": version})
 
         def produce(tmp: Path) -> None:
-            files = export.export(s, self.out.paths["provision"] / "image.qcow2", tmp, self.run)
+            files = export.export(spec, self.out.paths["provision"] / "image.qcow2", tmp, self.run)
             (tmp / "files.json").write_text(json.dumps(files, indent=2))
 
-        entry = self._stage("export", inputs, "export qcow2 + VMDK + OVA", produce)
+        entry = self._stage(self._export_stage(version), produce)
         self.out.files = json.loads((entry / "files.json").read_text())
+        self.out.version = version
         return self.out.files
 
     def image(self) -> Outcome:
@@ -277,8 +359,8 @@ class Build:
 
 
 class _SuiteFailed(BuildFailed):
-    def __init__(self, name: str, suite: Suite):
-        self.suite = suite
+    def __init__(self, name: str, suite: Suite, provenance: dict[str, str]):
+        self.suite, self.provenance = suite, provenance
         failed = [c for c in suite.cases if not c.passed]
         lines = [f"{name} test failed: {len(failed)} of {len(suite.cases)} checks"]
         for c in failed:

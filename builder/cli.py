@@ -4,11 +4,13 @@ them and maps failures to exit codes: 0 ok, 1 failed, 2 bad input."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from .console import err
+from .commands.options import PROJECT_START
 from .errors import BuildFailed, UserError
 
 
@@ -19,11 +21,20 @@ Examples:
   builder vm ceph-training                 build, test, export and publish locally
   builder image list                       images this checkout can build
   builder doctor --json                    what this host can do (KVM usable? tools?)
-  builder ova inspect exported.ova --json  read any OVF/OVA""",
+  builder ova inspect exported.ova --json  read any OVF/OVA
+  builder -C ~/src/my-images image list    work on another images project""",
 )
+@click.option("-C", "chdir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False),
+              help="Work on the project at or above DIR instead of the working directory.")
 @click.version_option(package_name="builder")
-def app() -> None:
-    """Build, test and publish VM images for hands-on infrastructure training."""
+@click.pass_context
+def app(ctx: click.Context, chdir: Path | None) -> None:
+    """Build, test and publish VM images for hands-on infrastructure training.
+
+    builder works on the images project it runs in: the nearest directory at or above the
+    working directory (or -C DIR) with an images/ folder or a builder.toml.
+    """
+    ctx.meta[PROJECT_START] = chdir
 
 
 def _register() -> None:

@@ -4,26 +4,28 @@ GitLab CI is the distributed engine: one build job per image lands on whichever 
 runner is free; the builder never schedules across hosts itself. Plan only: `child_pipeline`
 turns image references and options into a dict; `dump` makes the YAML text.
 
-Images are large, so they do not travel as CI artifacts: `builder vm` writes them to
-`$BUILDER_STORE`, a store the runners share, and the publish job reads them from there. The
-small proof (manifest, SHA256SUMS, JUnit) is kept as artifacts with an expiry.
+Runners share nothing but GitLab. The build job builds, tests and uploads the image files to
+the project's package registry (`builder vm --publish gitlab --no-release`); its small proof
+(manifest, SHA256SUMS, JUnit — written whether tests pass or fail) travels as job artifacts to
+the publish job, which checks the registry holds exactly those files and creates the release.
+Each runner keeps its own stage cache.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .errors import UserError
-from .spec import IMAGES_DIR, REPO_ROOT, image_names, load_image
+from .project import Project
+from .spec import image_names, load_image
 
-DEFAULT_SCHEMA = REPO_ROOT.parent / "shared" / "gitlab-ci-schema" / "ci.json"
-SETUP = "ci/setup.sh"
-BUILDER = ".venv/bin/builder"
-REPORTS = ("manifest.json", "SHA256SUMS", "junit.xml")
+REPORTS_DIR = "reports"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,12 @@ class PipelineOptions:
     timeout: str = "3h"
     retries: int = 2
     expire_in: str = "30 days"
-    store: str = "/srv/builder/store"
+    setup: tuple[str, ...] = ()  # commands before builder in every job (builder.toml [pipeline])
+    builder: str = "builder"
+
+    @classmethod
+    def for_project(cls, project: Project, **kw) -> PipelineOptions:
+        return cls(setup=project.pipeline_setup, builder=project.pipeline_builder, **kw)
 
 
 def parse_image_list(value: str | None) -> list[str]:
@@ -46,7 +53,7 @@ def parse_image_list(value: str | None) -> list[str]:
     return [n for n in (value or "").replace(",", " ").split() if n]
 
 
-def resolve_images(names: list[str], images_dir: Path = IMAGES_DIR) -> list[ImageRef]:
+def resolve_images(names: list[str], images_dir: Path) -> list[ImageRef]:
     names = names or image_names(images_dir)
     if not names:
         raise UserError("no images to build", file=str(images_dir))
@@ -54,9 +61,9 @@ def resolve_images(names: list[str], images_dir: Path = IMAGES_DIR) -> list[Imag
 
 
 def _jobs(img: ImageRef, opts: PipelineOptions) -> dict[str, dict]:
-    reports = f"reports/{img.name}"
-    stored = f'"$BUILDER_STORE/{img.name}/{img.version}"'
+    reports = f"{REPORTS_DIR}/{img.name}"
     build = f"build:{img.name}"
+    name = shlex.quote(img.name)
     return {
         build: {
             "stage": "build",
@@ -65,10 +72,11 @@ def _jobs(img: ImageRef, opts: PipelineOptions) -> dict[str, dict]:
             "interruptible": True,
             # Retry a lost or broken runner, never a failing build or test.
             "retry": {"max": opts.retries, "when": ["runner_system_failure"]},
-            "script": [SETUP, f'{BUILDER} vm {img.name} --output "$BUILDER_STORE"'],
-            "after_script": [
-                f"mkdir -p {reports}",
-                f"cp {' '.join(f'{stored}/{r}' for r in REPORTS)} {reports}/ || true",
+            "script": [
+                *opts.setup,
+                # A rebuild with unchanged content exits 0 ("current"); changed content gets a new
+                # version derived from image.yaml's, so a nightly schedule never fails on an existing one.
+                f"{opts.builder} vm {name} --publish gitlab --no-release --reports {reports}",
             ],
             "artifacts": {
                 "when": "always",
@@ -81,22 +89,16 @@ def _jobs(img: ImageRef, opts: PipelineOptions) -> dict[str, dict]:
             "stage": "publish",
             "tags": list(opts.tags),
             "needs": [{"job": build, "artifacts": True}],
-            # Two pipelines never publish the same image at once.
+            # Two pipelines never release the same image at once.
             "resource_group": f"publish-{img.name}",
             "retry": {"max": opts.retries, "when": ["runner_system_failure"]},
-            "script": [
-                SETUP,
-                f'{BUILDER} publish {img.name} {img.version} --to gitlab --output "$BUILDER_STORE"',
-            ],
+            "script": [*opts.setup, f"{opts.builder} publish {name} --to gitlab --release-only --from {reports}"],
         },
     }
 
 
 def child_pipeline(images: list[ImageRef], opts: PipelineOptions = PipelineOptions()) -> dict:
-    doc: dict = {
-        "stages": ["build", "publish"],
-        "variables": {"BUILDER_STORE": {"value": opts.store, "description": "image store shared by the runners"}},
-    }
+    doc: dict = {"stages": ["build", "publish"]}
     for img in images:
         doc.update(_jobs(img, opts))
     return doc
@@ -115,16 +117,27 @@ class _CILoader(yaml.SafeLoader):
 _CILoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node, deep=True))
 
 
-def validate_ci(text: str, schema_path: Path = DEFAULT_SCHEMA) -> list[str]:
-    """Problems GitLab's own CI JSON schema finds in a YAML text (every document of it)."""
+def vendored_schema() -> dict:
+    """GitLab's CI schema as check-jsonschema (a runtime dependency) vendors and maintains it."""
+    text = resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("gitlab-ci.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def load_schema(path: Path | None) -> dict:
+    if path is None:
+        return vendored_schema()
     try:
-        from jsonschema import Draft7Validator
-    except ImportError:
-        raise UserError("needs the jsonschema package (pip install jsonschema)", field="--schema") from None
-    try:
-        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError("GitLab CI schema not found", file=str(schema_path), field="--schema") from None
+        raise UserError("GitLab CI schema not found", file=str(path), field="--schema") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"not a JSON schema: {e}", file=str(path), field="--schema") from None
+
+
+def validate_ci(text: str, schema: dict) -> list[str]:
+    """Problems GitLab's own CI JSON schema finds in a YAML text (every document of it)."""
+    from jsonschema import Draft7Validator
+
     validator = Draft7Validator(schema)
     problems = []
     for doc in yaml.load_all(text, Loader=_CILoader):

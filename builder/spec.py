@@ -14,12 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-IMAGES_DIR = REPO_ROOT / "images"
-
 # Versions end up in file names, git tags and GitLab generic package versions: keep them to
 # semver-ish dotted numbers with an optional pre-release / build suffix.
-VERSION_RE = re.compile(r"^\d+(\.\d+){1,3}([-+][0-9A-Za-z][0-9A-Za-z.\-]*)?$")
+VERSION_RE = re.compile(r"^\d+(\.\d+){1,4}([-+][0-9A-Za-z][0-9A-Za-z.\-]*)?$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SIZE_RE = re.compile(r"^(\d+)\s*([MG])i?B?$", re.IGNORECASE)
 
@@ -122,9 +119,6 @@ class ImageSpec(_Model):
     def file(self) -> Path:
         return self.dir / "image.yaml"
 
-    def template_path(self, rel: str) -> Path:
-        return self.dir / rel
-
 
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
@@ -160,14 +154,14 @@ def validate(model: type[BaseModel], data: dict, path: Path, **extra) -> Any:
         raise UserError(msg, file=str(path), field=field) from None
 
 
-def image_names(images_dir: Path = IMAGES_DIR) -> list[str]:
+def image_names(images_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in images_dir.glob("*/image.yaml"))
 
 
-def load_image(name: str, images_dir: Path = IMAGES_DIR, version: str | None = None) -> ImageSpec:
+def load_image(name: str, images_dir: Path, version: str | None = None) -> ImageSpec:
     d = images_dir / name
     f = d / "image.yaml"
-    if not f.is_file():
+    if not NAME_RE.match(name) or not f.is_file():
         known = ", ".join(image_names(images_dir)) or "none"
         raise UserError(f"unknown image {name!r} (known: {known})", file=str(images_dir))
     data = load_yaml(f)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
+from .. import preflight
+from ..build import Build, Options
+from ..image.cache import Cache
+from ..progress import Reporter
+from ..runs import Run
 from ..console import emit_json, err
-from ..spec import IMAGES_DIR, image_names, load_image
-from .options import build_options, run_build
+from ..spec import image_names, load_image
+from .options import build_options, current_project
 
 EXAMPLES = """\b
 Examples:
   builder image list
   builder image list --json
   builder image build minimal
-  builder image build ceph-training --accel tcg --mirror http://deb.debian.org/debian"""
+  builder image build ceph-training --accel tcg --mirror http://deb.debian.org/debian
+  builder image check minimal --render /tmp/rendered"""
 
 
 @click.group(name="image", epilog=EXAMPLES)
@@ -25,14 +33,15 @@ def group() -> None:
 @group.command(name="list", epilog=EXAMPLES)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(as_json: bool) -> None:
-    """List the images under images/."""
-    specs = [load_image(n) for n in image_names()]
+    """List the images of this project (images/<name>/image.yaml)."""
+    project = current_project()
+    specs = [load_image(n, project.images_dir) for n in image_names(project.images_dir)]
     rows = [{"name": s.name, "version": s.version, "description": s.description,
              "disk_mib": s.disk_mib, "cpus": s.cpus, "memory_mib": s.memory_mib} for s in specs]
     if as_json:
         emit_json(rows)
         return
-    t = Table("name", "version", "disk", "cpus", "memory", "description", title=str(IMAGES_DIR))
+    t = Table("name", "version", "disk", "cpus", "memory", "description", title=str(project.images_dir))
     for r in rows:
         t.add_row(r["name"], r["version"], f"{r['disk_mib']} MiB", str(r["cpus"]), f"{r['memory_mib']} MiB",
                   r["description"])
@@ -44,9 +53,43 @@ def list_(as_json: bool) -> None:
 @build_options
 def build(name: str, version: str | None, **opts) -> None:
     """Build NAME up to the provisioned qcow2 (rootfs, bootable disk, packer); no tests, no export."""
-    spec = load_image(name, version=version)
-    outcome = run_build(spec, opts, lambda b: b.image())
+    spec = load_image(name, current_project().images_dir, version=version)
+    checked = preflight.check(spec, current_project().root, mirror=opts["mirror"],
+                              stages=("rootfs", "disk", "provision"))
+    options = Options(accel=opts["accel"], mirror=opts["mirror"], cache=Cache(opts["cache_dir"]),
+                      packer_timeout=opts["packer_timeout"], no_cache=opts["no_cache"])
+    with Run() as run:
+        outcome = Build(spec, run, options, Reporter(quiet=opts["quiet"]), archive=checked.archive).image()
     err.print(f"provisioned image: {outcome.paths['provision'] / 'image.qcow2'}")
+
+
+@group.command(name="check", epilog="""\b
+Examples:
+  builder image check minimal
+  builder image check ceph-training --render /tmp/rendered
+  builder image check minimal --offline     skip the mirror look-up""")
+@click.argument("name")
+@click.option("--render", "render_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write every rendered file here (customize hook, packer HCL, scripts, fabric configs, OVF).")
+@click.option("--mirror", default=None, help="Debian mirror to check the suite on (default: image.yaml's).")
+@click.option("--offline", is_flag=True, help="Do not ask the mirror whether it has the suite.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(name: str, render_dir: Path | None, mirror: str | None, offline: bool, as_json: bool) -> None:
+    """Check NAME as `builder vm` does before its first stage; nothing is run or built (exit 2 on bad input)."""
+    project = current_project()
+    spec = load_image(name, project.images_dir)
+    checked = preflight.check(spec, project.root, mirror=mirror, archive_state=not offline)
+    written = preflight.render_all(spec, render_dir) if render_dir else []
+    result = {"name": spec.name, "version": spec.version, "archive": checked.archive,
+              "fabric": project.relative(checked.fabric_file), "vm_node": checked.vm_node,
+              "rendered": [str(p) for p in written]}
+    if as_json:
+        emit_json(result)
+        return
+    err.print(f"{spec.name} {spec.version}: ok (fabric {result['fabric']}, VM node {checked.vm_node}"
+              + "".join(f", {s} {d[:19]}" for s, d in checked.archive.items()) + ")")
+    if written:
+        err.print(f"rendered {len(written)} files into {render_dir}")
 
 
 COMMANDS = [group]

@@ -1,4 +1,4 @@
-"""Options shared by the commands that build (`image build`, `vm`)."""
+"""What commands share: the project they work on (found once per invocation) and build options."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ from pathlib import Path
 
 import click
 
-from typing import TypeVar
+from ..image.cache import DEFAULT_ROOT
+from ..project import Project, find
 
-from ..build import Build, Options
-from ..image.cache import DEFAULT_ROOT, Cache
-from ..progress import Reporter
-from ..runs import Run
-from ..spec import ImageSpec
+PROJECT_START = "builder.project_start"
+_PROJECT = "builder.project"
 
-T = TypeVar("T")
+
+def current_project() -> Project:
+    """The project of this invocation: found upward from -C DIR or the working directory."""
+    ctx = click.get_current_context().find_root()
+    if _PROJECT not in ctx.meta:
+        ctx.meta[_PROJECT] = find(ctx.meta.get(PROJECT_START))
+    return ctx.meta[_PROJECT]
 
 
 def build_options(f: Callable) -> Callable:
@@ -35,14 +39,3 @@ def build_options(f: Callable) -> Callable:
         return f(*args, **kwargs)
 
     return wrapper
-
-
-def make_build(spec: ImageSpec, run: Run, opts: dict) -> Build:
-    options = Options(accel=opts["accel"], mirror=opts["mirror"], cache=Cache(opts["cache_dir"]),
-                      packer_timeout=opts["packer_timeout"], no_cache=opts["no_cache"])
-    return Build(spec, run, options, Reporter(quiet=opts["quiet"]))
-
-
-def run_build(spec: ImageSpec, opts: dict, body: Callable[[Build], T]) -> T:
-    with Run() as run:
-        return body(make_build(spec, run, opts))

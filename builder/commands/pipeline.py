@@ -10,7 +10,7 @@ import click
 from .. import pipeline as pl
 from ..console import emit_json, err
 from ..errors import BuildFailed
-from ..spec import IMAGES_DIR
+from .options import current_project
 
 
 @click.group(name="pipeline", epilog="""\b
@@ -30,15 +30,18 @@ Examples:
   builder pipeline generate --images ceph-training --tag kvm --timeout 2h""",
 )
 @click.option("--images", envvar="IMAGES", default="", help="comma/space separated names (default: $IMAGES, else all)")
-@click.option("--images-dir", type=click.Path(path_type=Path, file_okay=False), default=IMAGES_DIR, show_default=True)
 @click.option("--tag", "tags", multiple=True, help="runner tag selecting nested-KVM runners (repeatable)")
 @click.option("--timeout", default=pl.PipelineOptions.timeout, show_default=True, help="per build job")
-@click.option("--store", default=pl.PipelineOptions.store, show_default=True, help="default $BUILDER_STORE")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="write here, not stdout")
-def generate(images: str, images_dir: Path, tags: tuple[str, ...], timeout: str, store: str, output: Path | None) -> None:
-    """Write the child pipeline: a build job and a publish job per image."""
-    opts = pl.PipelineOptions(tags=tags or pl.PipelineOptions.tags, timeout=timeout, store=store)
-    text = pl.dump(pl.child_pipeline(pl.resolve_images(pl.parse_image_list(images), images_dir), opts))
+def generate(images: str, tags: tuple[str, ...], timeout: str, output: Path | None) -> None:
+    """Write the child pipeline: a build job and a publish job per image of this project.
+
+    Jobs run the commands of builder.toml's [pipeline] table first (e.g. an install step),
+    then `builder`; they hand over nothing but GitLab job artifacts and the package registry.
+    """
+    project = current_project()
+    opts = pl.PipelineOptions.for_project(project, tags=tags or pl.PipelineOptions.tags, timeout=timeout)
+    text = pl.dump(pl.child_pipeline(pl.resolve_images(pl.parse_image_list(images), project.images_dir), opts))
     if output:
         output.write_text(text)
         err.print(f"wrote {output}")
@@ -51,15 +54,17 @@ def generate(images: str, images_dir: Path, tags: tuple[str, ...], timeout: str,
     epilog="""\b
 Examples:
   builder pipeline validate .gitlab-ci.yml
-  builder pipeline validate child.yml --schema ../shared/gitlab-ci-schema/ci.json --json""",
+  builder pipeline validate child.yml --json
+  builder pipeline validate .gitlab-ci.yml --schema my-gitlab-ci-schema.json""",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--schema", type=click.Path(path_type=Path), default=pl.DEFAULT_SCHEMA, show_default=True,
-              help="GitLab's CI JSON schema (ci.json)")
+@click.option("--schema", type=click.Path(path_type=Path, dir_okay=False),
+              help="GitLab's CI JSON schema (default: the one check-jsonschema vendors)")
 @click.option("--json", "as_json", is_flag=True)
-def validate(files: tuple[Path, ...], schema: Path, as_json: bool) -> None:
+def validate(files: tuple[Path, ...], schema: Path | None, as_json: bool) -> None:
     """Check CI YAML files against GitLab's own CI schema."""
-    report = {str(f): pl.validate_ci(f.read_text(), schema) for f in files}
+    loaded = pl.load_schema(schema)
+    report = {str(f): pl.validate_ci(f.read_text(), loaded) for f in files}
     if as_json:
         emit_json(report)
     for f, problems in report.items():

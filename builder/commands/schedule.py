@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..console import emit_json, err
-from ..spec import REPO_ROOT
+from .options import current_project
 
 
 @click.group(name="schedule", epilog="""\b
@@ -29,14 +29,16 @@ Examples:
 Needs a personal or project access token (GITLAB_URL + GITLAB_PRIVATE_TOKEN, or --gitlab NAME).""",
 )
 @click.option("--file", "path", type=click.Path(path_type=Path, dir_okay=False),
-              default=REPO_ROOT / "ci" / "schedules.yaml", show_default=True)
+              help="schedules file (default: the project's ci/schedules.yaml)")
 @click.option("--project", help="GitLab project ID or path (default: $CI_PROJECT_ID)")
 @click.option("--gitlab", "gitlab_name", metavar="NAME", help="python-gitlab config section to use")
 @click.option("--dry-run", is_flag=True, help="show what would change, change nothing")
 @click.option("--prune", is_flag=True, help="delete schedules the file does not name")
 @click.option("--json", "as_json", is_flag=True)
-def sync(path: Path, project: str | None, gitlab_name: str | None, dry_run: bool, prune: bool, as_json: bool) -> None:
+def sync(path: Path | None, project: str | None, gitlab_name: str | None, dry_run: bool, prune: bool,
+         as_json: bool) -> None:
     """Create or update pipeline schedules so the server matches the file."""
+    path = path or current_project().schedules_file
     from ..publish.gitlab_target import resolve_target
     from ..schedules import load, sync_file
 

@@ -8,6 +8,7 @@ VirtualBox boots it.
 
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,11 @@ from ..templates import render
 
 OFFSET = 1 << 20  # partition 1 at sector 2048
 MBR_BIN = Path("/usr/lib/syslinux/mbr/mbr.bin")
+
+
+def version_key(name: str) -> list:
+    """Numbers compare as numbers: vmlinuz-6.1.0-10 is newer than vmlinuz-6.1.0-9."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class DiskPlan:
 def plan(size_mib: int, input_key: str, rootfs: Path) -> DiskPlan:
     # The UUID follows the inputs, so an unchanged rebuild gives an identical disk.
     fs_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"builder:{input_key}"))
-    kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
+    kernels = sorted((rootfs / "boot").glob("vmlinuz-*"), key=lambda p: version_key(p.name))
     if not kernels:
         raise UserError("rootfs has no kernel in /boot (is linux-image-amd64 installed?)", field="packages")
     version = kernels[-1].name.removeprefix("vmlinuz-")

@@ -22,8 +22,10 @@ import gitlab
 from .. import templates
 from ..errors import BuildFailed, UserError
 from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
-from .manifest import MANIFEST
-from .verify import VerifiedVersion, require_passing, verify_version_dir
+from .manifest import MANIFEST, SUMS, Manifest, parse_manifest
+from .verify import VerifiedVersion, parse_sums, require_passing, verify_version_dir
+
+MAX_PROOF_BYTES = 4 << 20  # manifest.json / SHA256SUMS read back from the registry
 
 # GitLab's rules for generic packages (docs: user/packages/generic_packages, "Publish a package file").
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -172,10 +174,12 @@ def publish_gitlab(
     target: GitLabTarget,
     *,
     ref: str | None = None,
+    release: bool = True,
     policy: RetryPolicy = RetryPolicy(),
     progress: Callable[[str], None] = lambda line: None,
 ) -> PublishResult:
-    """Upload `<output>/<name>/<version>/` and create or update its release `<name>-<version>`."""
+    """Upload `<output>/<name>/<version>/`, then (unless `release=False`) create or update its
+    release `<name>-<version>`."""
     name, version = version_dir.parent.name, version_dir.name
     check_names(name, version, tuple(p.name for p in version_dir.iterdir()) if version_dir.is_dir() else ())
     vv = verify_version_dir(version_dir, name, version)
@@ -196,6 +200,81 @@ def publish_gitlab(
             else:
                 result.uploaded.append(f)
                 progress(f"uploaded  {f}")
-        result.release = _sync_release(project, target, vv, release_ref(ref, vv.manifest.git_revision), policy)
+        if release:
+            result.release = _sync_release(project, target, vv, release_ref(ref, vv.manifest.git_revision), policy)
+            progress(f"release {result.tag} {result.release}")
+    return result
+
+
+def release_uploaded(
+    proof_dir: Path,
+    target: GitLabTarget,
+    *,
+    ref: str | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    progress: Callable[[str], None] = lambda line: None,
+) -> PublishResult:
+    """Create or update the release of a version whose files a build job already uploaded.
+
+    `proof_dir` holds only the small proof (manifest.json, SHA256SUMS) that travelled as job
+    artifacts; the registry must hold every file SHA256SUMS lists, with exactly that digest."""
+    m = parse_manifest(proof_dir / MANIFEST)
+    sums = parse_sums(proof_dir / SUMS)
+    check_names(m.name, m.version, tuple(sums))
+    require_passing(m, proof_dir / MANIFEST)
+    result = PublishResult(m.name, m.version, release_tag(m.name, m.version))
+    project = target.connect().projects.get(target.project, lazy=True)
+    with api_errors(target, f"releasing {m.name} {m.version} on {target.url}"):
+        remote = remote_files(project, m.name, m.version, policy)
+        for f, digest in sorted(sums.items()):
+            if digest not in remote.get(f, []):
+                raise BuildFailed(f"{f}: the registry holds no copy with sha256 {digest} for {m.name} "
+                                  f"{m.version}; the build job's upload is missing")
+        missing = [f for f in (MANIFEST, SUMS) if f not in remote]
+        if missing:
+            raise BuildFailed(f"{', '.join(missing)}: not in the registry for {m.name} {m.version}")
+        # link every file the version holds in the registry (the images, the proof, junit.xml)
+        vv = VerifiedVersion(proof_dir, m, {f: d[-1] for f, d in remote.items()})
+        result.unchanged = sorted(vv.digests)
+        result.release = _sync_release(project, target, vv, release_ref(ref, m.git_revision), policy)
         progress(f"release {result.tag} {result.release}")
     return result
+
+
+def remote_versions(target: GitLabTarget, name: str, policy: RetryPolicy = RetryPolicy()) -> list[str]:
+    """Every version of the generic package `name` in the project's registry."""
+    project = target.connect().projects.get(target.project, lazy=True)
+    with api_errors(target, f"listing {name} versions on {target.url}"):
+        def fetch() -> list[str]:
+            return sorted({p.version for p in project.packages.list(package_type="generic", package_name=name,
+                                                                     iterator=True) if p.name == name})
+        return policy.retrying()(fetch)
+
+
+def remote_file(target: GitLabTarget, name: str, version: str, file_name: str,
+                policy: RetryPolicy = RetryPolicy()) -> bytes | None:
+    """A small package file (manifest, SHA256SUMS) read back, bounded; None when absent."""
+    check_names(name, version, (file_name,))
+    project = target.connect().projects.get(target.project, lazy=True)
+
+    def fetch() -> bytes | None:
+        try:
+            chunks = project.generic_packages.download(name, version, file_name, iterator=True)
+        except gitlab.GitlabGetError as e:
+            if e.response_code == 404:
+                return None
+            raise
+        data = b""
+        for chunk in chunks:
+            data += chunk
+            if len(data) > MAX_PROOF_BYTES:
+                raise BuildFailed(f"{name} {version} {file_name}: larger than {MAX_PROOF_BYTES} bytes")
+        return data
+
+    with api_errors(target, f"reading {name} {version} {file_name} from {target.url}"):
+        return policy.retrying()(fetch)
+
+
+def remote_manifest(target: GitLabTarget, name: str, version: str) -> Manifest | None:
+    data = remote_file(target, name, version, MANIFEST)
+    return None if data is None else parse_manifest(data, where=f"{target.url} {name} {version} {MANIFEST}")

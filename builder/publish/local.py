@@ -35,11 +35,12 @@ def version_dir(output: Path, name: str, version: str) -> Path:
     return output / name / version
 
 
-def staging_dir(output: Path, name: str, version: str) -> Path:
-    """A hidden directory beside the final one (same filesystem, so the rename is atomic)."""
+def staging_dir(output: Path, name: str, version: str, run_id: str) -> Path:
+    """A hidden directory beside the final one (same filesystem, so the rename is atomic), named
+    for its run so that only a dead run's leftovers are ever swept."""
     parent = output / name
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".partial", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=f".{run_id}.{version}.", suffix=".partial", dir=parent))
 
 
 def check_free(output: Path, name: str, version: str, force: bool) -> None:
@@ -67,10 +68,22 @@ def commit(staging: Path, output: Path, name: str, version: str, force: bool) ->
     return final
 
 
-def sweep_partials(output: Path) -> None:
-    """Remove staging directories left by killed runs."""
+def sweep_partials(output: Path, live_run_ids: set[str]) -> None:
+    """Remove staging directories left by killed runs; a live run's (another build's) stays."""
     for p in output.glob("*/.*.partial"):
-        shutil.rmtree(p, ignore_errors=True)
+        if p.name[1:].split(".", 1)[0] not in live_run_ids:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def published(output: Path, name: str) -> dict[str, str | None]:
+    """Versions of `name` in the store -> their content hash (None where the manifest has none)."""
+    from .manifest import MANIFEST, parse_manifest
+
+    out: dict[str, str | None] = {}
+    for d in sorted((output / name).glob("[0-9]*")):
+        if (d / MANIFEST).is_file():
+            out[d.name] = parse_manifest(d / MANIFEST).content_hash
+    return out
 
 
 def place(src: Path, dst: Path) -> None:

@@ -52,6 +52,12 @@ class Manifest(BaseModel):
     stages: dict[str, float]  # stage name -> seconds (0 on a cache hit)
     cached_stages: list[str] = Field(default_factory=list)
     tests: dict[str, Suite]  # "boot", "fabric"
+    # what the image is made of whatever its version (see Build.content_hash); decides rebuild versions
+    content_hash: str | None = None
+    archive: dict[str, str] = Field(default_factory=dict)  # Debian suite -> digest of its InRelease
+    verdicts: dict[str, dict] = Field(default_factory=dict)  # suite -> judged in this build, or reused from
+    previous_version: str | None = None
+    package_changes: dict[str, dict] = Field(default_factory=dict)  # since previous_version
 
     @property
     def all_passed(self) -> bool:
@@ -61,11 +67,17 @@ class Manifest(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
 
-def load(directory: Path) -> Manifest:
-    path = directory / MANIFEST
+def parse_manifest(source: Path | bytes, where: str | None = None) -> Manifest:
+    """A manifest from a file or from bytes read elsewhere (the registry); bad input names its place."""
+    where = where or str(source)
     try:
-        return Manifest.model_validate(json.loads(path.read_text()))
+        raw = source.read_bytes() if isinstance(source, Path) else source
+        return Manifest.model_validate(json.loads(raw.decode("utf-8")))
     except FileNotFoundError:
-        raise UserError("no manifest; build it with `builder vm`", file=str(path)) from None
+        raise UserError("no manifest; build it with `builder vm`", file=where) from None
     except (ValueError, TypeError) as e:
-        raise UserError(f"not a valid manifest: {str(e).splitlines()[0]}", file=str(path)) from None
+        raise UserError(f"not a valid manifest: {str(e).splitlines()[0]}", file=where) from None
+
+
+def load(directory: Path) -> Manifest:
+    return parse_manifest(directory / MANIFEST)

@@ -10,9 +10,10 @@ from builder.guest import ExecResult
 from builder.image import boottest, disk, packer, rootfs
 from builder.image.boot import Nic, VmPlan, qemu_argv
 from builder.spec import load_image
+from tests.repo import IMAGES
 from tests.goldens import assert_golden
 
-SPEC = load_image("minimal")
+SPEC = load_image("minimal", IMAGES)
 
 
 def test_mmdebstrap_argv_and_hook():
@@ -29,7 +30,7 @@ def test_disk_plan_files(tmp_path):
     p = disk.plan(2048, "k1", tmp_path)
     assert p == disk.plan(2048, "k1", tmp_path)  # UUID follows inputs: reproducible disks
     assert p.uuid != disk.plan(2048, "k2", tmp_path).uuid
-    assert p.kernel == "boot/vmlinuz-6.1.0-9-amd64"  # sorted() is lexical; pin what we pick
+    assert p.kernel == "boot/vmlinuz-6.1.0-10-amd64"  # the newest kernel, compared as numbers
     files = disk.files(p, "ssh-ed25519 AAAA builder-packer\n")
     assert_golden("image/extlinux.conf", files["boot/extlinux/extlinux.conf"][0])
     assert_golden("image/fstab", files["etc/fstab"][0])

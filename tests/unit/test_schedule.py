@@ -9,7 +9,7 @@ import pytest
 from builder.cli import main
 from builder.errors import UserError
 from builder.schedules import load, plan
-from builder.spec import REPO_ROOT
+from tests.repo import REPO
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
 FILE = """\
@@ -57,7 +57,7 @@ def server_view(server) -> dict:
 
 
 def test_project_schedule_file_is_valid():
-    assert len(load(REPO_ROOT / "ci" / "schedules.yaml").schedules) >= 1
+    assert len(load(REPO / "ci" / "schedules.yaml").schedules) >= 1
 
 
 def test_create_then_idempotent(env, gitlab_server, sched_file, capsys):

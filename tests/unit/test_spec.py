@@ -5,6 +5,7 @@ import pytest
 from builder.cli import main
 from builder.errors import UserError
 from builder.spec import image_names, load_image, parse_size_mib
+from tests.repo import IMAGES
 
 GOOD = """\
 name: demo
@@ -25,9 +26,9 @@ def make(tmp_path: Path, text: str, name: str = "demo", template: bool = True) -
 
 
 def test_shipped_images_load():
-    assert {"minimal", "ceph-training"} <= set(image_names())
-    for n in image_names():
-        spec = load_image(n)
+    assert {"minimal", "ceph-training"} <= set(image_names(IMAGES))
+    for n in image_names(IMAGES):
+        spec = load_image(n, IMAGES)
         assert spec.name == n
 
 
@@ -63,7 +64,7 @@ def test_bad_spec_names_file_and_field(tmp_path, text, field, words):
 
 def test_unknown_image_lists_known():
     with pytest.raises(UserError, match="unknown image 'nope'.*minimal"):
-        load_image("nope")
+        load_image("nope", IMAGES)
 
 
 def test_cli_bad_input_exit_2_one_line(capsys, tmp_path):
@@ -75,9 +76,9 @@ def test_cli_bad_input_exit_2_one_line(capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
-def test_existing_version_refused_before_building(capsys, tmp_path):
+def test_existing_explicit_version_refused_before_building(capsys, tmp_path):
     (tmp_path / "minimal" / "0.1.0").mkdir(parents=True)
-    assert main(["vm", "minimal", "--output", str(tmp_path)]) == 2
+    assert main(["vm", "minimal", "--version", "0.1.0", "--output", str(tmp_path)]) == 2
     assert "--force" in capsys.readouterr().err
 
 

@@ -1,0 +1,197 @@
+"""The main job, `builder vm NAME`: check, build, test, decide the version, export, publish.
+
+Below the CLI (which only parses arguments and shows results): the image name goes in once,
+a `JobResult` comes out. The version follows `publish.versions`: content unchanged since the
+newest published version means nothing is published and the job succeeds ("current"); changed
+content publishes image.yaml's version, or a derived rebuild version when that one exists.
+Where the image goes to GitLab, the registry is the record of what is published (runners share
+no filesystem); otherwise the local store is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from . import preflight
+from .build import Build, Options, Outcome, timestamp
+from .errors import BuildFailed
+from .junit import to_junit
+from .project import Project
+from .publish import gitlab, local, versions
+from .publish.changes import package_changes
+from .publish.gitlab_target import GitLabTarget
+from .publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest, parse_manifest
+from .progress import Reporter
+from .runs import Run, live_runs
+from .spec import ImageSpec, load_image
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    project: Project
+    name: str
+    output: Path
+    options: Options
+    version: str | None = None  # explicit: publish exactly this version
+    force: bool = False  # rebuild every stage and replace the version decided on
+    gitlab: GitLabTarget | None = None
+    release: bool = True  # with gitlab: also create the release (CI's publish job does it instead)
+    junit: Path | None = None
+    reports: Path | None = None  # the small proof for CI artifacts: junit.xml, manifest.json, SHA256SUMS
+
+
+@dataclass
+class JobResult:
+    state: Literal["published", "current"]
+    manifest: Manifest
+    decision: versions.Decision
+    directory: Path | None = None  # the version in the local store, when it is there
+    gitlab: gitlab.PublishResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def make_manifest(project: Project, o: Outcome, durations: dict[str, float], content: str,
+                  previous: Manifest | None) -> Manifest:
+    return Manifest(
+        name=o.spec.name,
+        version=o.version,
+        input_hash=o.keys["export"],
+        git_revision=project.git_revision(),
+        built_at=timestamp(),
+        accelerator=o.accelerator,
+        tools=o.tools,
+        packages=o.packages,
+        files=[FileEntry(name=f["name"], size=f["size"], sha256=f["sha256"], format=fmt)
+               for fmt, f in o.files.items()],
+        stages=durations,
+        cached_stages=o.cached,
+        tests=o.tests,
+        content_hash=content,
+        archive=o.archive,
+        verdicts=o.verdicts,
+        previous_version=previous.version if previous else None,
+        package_changes=package_changes(previous.packages, o.packages) if previous else {},
+    )
+
+
+def junit_xml(o: Outcome) -> str:
+    return to_junit({f"{o.spec.name}.{k}": suite.cases for k, suite in o.tests.items()}, name=o.spec.name)
+
+
+def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force: bool) -> Path:
+    """Place the exported files, manifest, JUnit and SHA256SUMS in the store, all or nothing."""
+    s = o.spec
+    if not manifest.all_passed or set(manifest.tests) != {"boot", "fabric"}:
+        raise BuildFailed("not published: boot and fabric tests must both pass")
+    local.check_free(output, s.name, o.version, force)  # again: another run may have published meanwhile
+    staging = local.staging_dir(output, s.name, o.version, run.id)
+    try:
+        for f in o.files.values():
+            local.place(o.paths["export"] / f["name"], staging / f["name"])
+        (staging / MANIFEST).write_text(manifest.dumps())
+        (staging / JUNIT).write_text(junit_xml(o))
+        sums = {f["name"]: f["sha256"] for f in o.files.values()}
+        sums.update((n, local.sha256_file(staging / n)) for n in (MANIFEST, JUNIT))
+        (staging / SUMS).write_text(local.sha256sums(sums))
+        return local.commit(staging, output, s.name, o.version, force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+class _Published:
+    """What is published of one image, from the local store and (when targeted) the registry."""
+
+    def __init__(self, req: JobRequest, spec: ImageSpec):
+        self.req, self.name = req, spec.name
+        self.local = local.published(req.output, spec.name)
+        self.remote = gitlab.remote_versions(req.gitlab, spec.name) if req.gitlab else []
+        self._manifests: dict[str, Manifest | None] = {}
+
+    def manifest(self, version: str) -> Manifest | None:
+        if version not in self._manifests:
+            d = local.version_dir(self.req.output, self.name, version)
+            if (d / MANIFEST).is_file():
+                self._manifests[version] = parse_manifest(d / MANIFEST)
+            elif self.req.gitlab and version in self.remote:
+                self._manifests[version] = gitlab.remote_manifest(self.req.gitlab, self.name, version)
+            else:
+                self._manifests[version] = None
+        return self._manifests[version]
+
+    def contents(self, base: str) -> dict[str, str | None]:
+        """version -> content hash; read (possibly from the registry) for the newest of the family only."""
+        known: dict[str, str | None] = {v: None for v in self.remote} if self.req.gitlab else {}
+        known.update(self.local)
+        fam = versions.family(base, known)
+        if fam and known[fam[-1]] is None and (m := self.manifest(fam[-1])) is not None:
+            known[fam[-1]] = m.content_hash
+        return known
+
+
+def _write_reports(dest: Path, files: dict[str, bytes]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (dest / name).write_bytes(data)
+
+
+def _current_proof(req: JobRequest, name: str, version: str) -> dict[str, bytes]:
+    """manifest.json + SHA256SUMS of an already published version, for the CI publish job."""
+    d = local.version_dir(req.output, name, version)
+    out = {}
+    for f in (MANIFEST, SUMS):
+        data = (d / f).read_bytes() if (d / f).is_file() else None
+        if data is None and req.gitlab:
+            data = gitlab.remote_file(req.gitlab, name, version, f)
+        if data is not None:
+            out[f] = data
+    return out
+
+
+def run_vm(req: JobRequest, reporter: Reporter, progress: Callable[[str], None] = lambda line: None) -> JobResult:
+    explicit = req.version is not None
+    spec = load_image(req.name, req.project.images_dir, version=req.version)
+    checked = preflight.check(spec, req.project.root, mirror=req.options.mirror)  # before any work
+    if explicit:
+        local.check_free(req.output, spec.name, spec.version, req.force)
+    published = _Published(req, spec)
+    local.sweep_partials(req.output, set(live_runs()))
+
+    with Run() as run:
+        b = Build(spec, run, req.options, reporter, archive=checked.archive)
+        try:
+            b.image()
+            b.boot_test()
+            b.fabric_test()
+        finally:
+            if b.out.tests:
+                junit = junit_xml(b.out).encode()
+                if req.junit:
+                    req.junit.write_bytes(junit)
+                if req.reports:
+                    _write_reports(req.reports, {JUNIT: junit})
+        content = b.content_hash()
+        decision = versions.decide(spec.version, content, published.contents(spec.version),
+                                   explicit=explicit, force=req.force)
+        previous = published.manifest(decision.previous) if decision.previous else None
+        if decision.current:
+            assert previous is not None
+            result = JobResult("current", previous, decision, notes=[decision.reason])
+            d = local.version_dir(req.output, spec.name, decision.version)
+            result.directory = d if d.is_dir() else None
+        else:
+            reporter.note(f"version {decision.version}: {decision.reason}")
+            b.export(decision.version)
+            manifest = make_manifest(req.project, b.out, reporter.durations, content, previous)
+            result = JobResult("published", manifest, decision,
+                               publish_local(b.out, manifest, req.output, run, req.force))
+
+    if req.gitlab is not None and result.directory is not None:
+        result.gitlab = gitlab.publish_gitlab(result.directory, req.gitlab, release=req.release, progress=progress)
+    if req.reports:
+        _write_reports(req.reports, _current_proof(req, spec.name, result.decision.version))
+    return result

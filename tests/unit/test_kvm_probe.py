@@ -1,0 +1,48 @@
+"""The KVM probe needs nothing from the host but QEMU, and remembers only answers it measured."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from builder import host
+
+
+def fake_qemu(tmp_path: Path, body: str) -> Path:
+    d = tmp_path / "bin"
+    d.mkdir(exist_ok=True)
+    q = d / "qemu-system-x86_64"
+    q.write_text("#!/bin/sh\n" + body + "\n")
+    q.chmod(0o755)
+    return d
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs qemu-system-x86_64")
+def test_boot_sector_guest_runs_under_tcg_without_any_kernel():
+    r = host.boot_probe("tcg")
+    assert r.usable and r.measured, r.reason
+
+
+def test_unmeasurable_answer_is_not_remembered(tmp_path, monkeypatch):
+    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
+    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(host.os, "access", lambda p, m: True)
+    monkeypatch.setenv("PATH", str(fake_qemu(tmp_path, "echo 'qemu: cannot start' >&2; exit 1")))
+    r = host.kvm_probe(refresh=True)
+    assert not r.usable and not r.measured and "says nothing about KVM" in r.reason
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_hang_with_a_working_tcg_control_is_remembered(tmp_path, monkeypatch):
+    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
+    monkeypatch.setattr(host, "PROBE_TIMEOUT", 1.0)
+    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(host.os, "access", lambda p, m: True)
+    # "kvm" hangs, "tcg" runs the guest: exit status (0x2a << 1) | 1
+    body = 'case "$*" in *"-accel kvm"*) exec sleep 30;; *) exit 85;; esac'
+    monkeypatch.setenv("PATH", str(fake_qemu(tmp_path, body)) + ":/usr/bin:/bin")
+    r = host.boot_probe("kvm", timeout=1.0)
+    assert not r.usable and r.measured and "hangs" in r.reason
+    assert host.boot_probe("tcg").usable
