@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from builder.fabric.render.dot import fabric_dot, inline_svg, svg
+from builder.fabric.render.dot import fabric_dot, svg
 from builder.fabric.validate import load
 from tests.unit.test_fabric_dot import HOSTILE, _fabric
 
@@ -45,7 +45,3 @@ def test_hostile_names_stay_text_in_the_svg():
     assert 'evil"} x -> y [label="pwn"] {\\' in texts  # the first line of the name, as plain text
     assert "next <b>&amp;</b> ' ]>1" in texts
 
-
-def test_inline_svg_is_the_svg_element_alone():
-    out = inline_svg(svg(fabric_dot(load(ROOT / "fabrics/seed-poc.yaml"))))
-    assert out.startswith("<svg") and "<?xml" not in out and "<!DOCTYPE" not in out

@@ -171,7 +171,7 @@ def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset
     out = [
         f"digraph {quote('fabric:' + f.name)} {{",
         f"  graph {_attrs(graph)}",
-        f"  node {_attrs({'fontname': 'DejaVu Sans', 'fontsize': '10', 'style': 'filled', 'margin': '0.05'})}",
+        f"  node {_attrs({'fontname': 'DejaVu Sans', 'fontsize': '10', 'style': 'filled', 'margin': '0.12,0.06'})}",
         f"  edge {_attrs({'fontname': 'DejaVu Sans', 'fontsize': '9', 'dir': 'none', 'color': '#607080'})}",
     ]
 
@@ -250,10 +250,3 @@ def svg(dot: str, timeout: float = SVG_TIMEOUT) -> str:
         proc.run(["dot", "-Tsvg", "-o", out], stdin_data=dot.encode(), timeout=timeout, what="dot -Tsvg")
         return out.read_text()
 
-
-def inline_svg(svg_text: str) -> str:
-    """The <svg> element alone, for inlining in HTML (no XML declaration or DOCTYPE)."""
-    start = svg_text.find("<svg")
-    if start < 0:
-        raise ValueError("not an SVG document")
-    return svg_text[start:]
