@@ -112,3 +112,25 @@ def test_hostile_names_cannot_change_the_structure():
     assert "&lt;b&gt;&amp;amp;&lt;/b&gt;" in hostile  # inside HTML-like labels, escaped as XML
     html_labels = "".join(re.findall(r"label=<.*>\]$", hostile, flags=re.MULTILINE))
     assert html_labels and "<b>" not in html_labels
+
+
+def test_cli_renders_dot_and_rejects_options_of_the_other_formats(capsys):
+    from builder.cli import main
+
+    seed = str(ROOT / "fabrics/seed-poc.yaml")
+    assert main(["fabric", "render", seed, "--format", "dot"]) == 0
+    assert capsys.readouterr().out == fabric_dot(FABRICS["seed-poc"])
+    assert main(["fabric", "render", seed, "--format", "dot", "--failed", "isolation/vxlan1000-x-vxlan2000"]) == 0
+    assert capsys.readouterr().out.count('class="failed"') == 2
+    assert main(["fabric", "render", seed, "--format", "svg", "--node", "router"]) == 2
+    assert main(["fabric", "render", seed, "--format", "vyos", "--failed", "x"]) == 2
+    assert "--failed" in capsys.readouterr().err
+
+
+def test_svg_without_graphviz_is_a_build_failure_naming_the_package(monkeypatch):
+    from builder.errors import BuildFailed
+    from builder.fabric.render.dot import svg
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BuildFailed, match="graphviz"):
+        svg("digraph {}")

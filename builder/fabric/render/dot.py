@@ -159,7 +159,7 @@ def check_elements(topo: Topology, name: str) -> set[str]:
 def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset()) -> str:
     """DOT text of the fabric; elements tested by a check named in `failed` drawn failed."""
     topo = topology
-    bad = set().union(*(check_elements(topo, n) for n in failed)) if failed else set()
+    bad = set().union(*(check_elements(topo, n) for n in failed))
 
     def mark(eid: str, attrs: dict[str, str]) -> dict[str, str]:
         return {"id": eid, **attrs, **(FAILED if eid in bad else {})}
@@ -176,11 +176,11 @@ def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset
     ]
 
     for s in f.segments:
-        sub = " · ".join(x for x in (f"VLAN {s.vlan}" if s.vlan else "untagged", f"MTU {s.mtu}") if x)
+        sub = f"VLAN {s.vlan}" if s.vlan else "untagged"
         rows = [(None, fam, str(getattr(s, fam))) for fam in ("ipv4", "ipv6") if getattr(s, fam)]
         if s.description:
             rows.append((None, "note", s.description))
-        label = _table(s.name, f"segment · {sub}", rows)
+        label = _table(s.name, f"segment · {sub} · MTU {s.mtu}", rows)
         out.append(f"  {quote('net:' + s.name)} " + _attrs(mark(f"net:{s.name}", {"shape": "box", "style": "filled,rounded",
                                                                                    "fillcolor": "#e3ecf7", "color": "#4a6fa5"}), label))  # fmt: skip
     for o in f.overlays:
