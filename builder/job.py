@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -74,7 +74,7 @@ def make_manifest(project: Project, o: Outcome, durations: dict[str, float], con
         archive=o.archive,
         verdicts=o.verdicts,
         previous_version=previous.version if previous else None,
-        package_changes=package_changes(previous.packages, o.packages) if previous else {},
+        package_changes=asdict(package_changes(previous.packages, o.packages)) if previous else {},
     )
 
 

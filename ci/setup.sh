@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 PACKAGES="qemu-system-x86 qemu-utils packer mmdebstrap extlinux syslinux-common e2fsprogs fdisk
   mount util-linux kmod cpio busybox-static linux-image-amd64 openssh-client libxml2-utils
   iproute2 iputils-ping radvd tgt open-iscsi multipath-tools procps psmisc
-  libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git"
+  libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git
+  graphviz chromium fonts-dejavu-core"
 
 missing=$(dpkg-query -W -f '${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null | awk '$2!="installed"{print $1}')
 for p in $PACKAGES; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done

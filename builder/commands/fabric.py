@@ -27,6 +27,7 @@ def _load(path: Path):
     epilog="""\b
 Examples:
   builder fabric render fabrics/seed-poc.yaml --format vyos
+  builder fabric render fabrics/ceph-lab.yaml --format svg > ceph-lab.svg
   builder fabric test fabrics/seed-poc.yaml --junit report.xml
   builder fabric down --all""",
 )
@@ -39,16 +40,30 @@ def group() -> None:
 Examples:
   builder fabric render fabrics/seed-poc.yaml --format vyos
   builder fabric render fabrics/seed-poc.yaml --format iproute2 --node ubuntu
-  builder fabric render fabrics/seed-poc.yaml --format networkd --node ubuntu""",
+  builder fabric render fabrics/seed-poc.yaml --format networkd --node ubuntu
+  builder fabric render fabrics/ceph-lab.yaml --format svg > ceph-lab.svg
+  builder fabric render fabrics/ceph-lab.yaml --format dot --failed multipath-two-active-paths""",
 )
 @FABRIC_ARG
-@click.option("--format", "fmt", type=click.Choice(["vyos", "iproute2", "radvd", "networkd"]), required=True)
-@click.option("--node", help="render one node only")
-def render(fabric: Path, fmt: str, node: str | None) -> None:
-    """Render FABRIC's configuration for VyOS, iproute2, radvd or systemd-networkd."""
-    from ..fabric.render import FORMATS
+@click.option("--format", "fmt", type=click.Choice(["vyos", "iproute2", "radvd", "networkd", "dot", "svg"]),
+              required=True, help="a configuration, or the topology picture (Graphviz DOT or SVG)")
+@click.option("--node", help="render one node only (configuration formats)")
+@click.option("--failed", "failed", multiple=True, metavar="CHECK",
+              help="dot/svg: draw the element this check tested as failed (repeatable)")
+def render(fabric: Path, fmt: str, node: str | None, failed: tuple[str, ...]) -> None:
+    """Render FABRIC's configuration for VyOS, iproute2, radvd or systemd-networkd, or its
+    topology as a picture (nodes, segments, overlays with their MTU budget, AnyIP, iSCSI paths)."""
+    from ..fabric.render import FORMATS, dot
 
     topo = _load(fabric)
+    if fmt in ("dot", "svg"):
+        if node is not None:
+            raise UserError("--node applies to configuration formats, not the picture", field="--node")
+        text = dot.fabric_dot(topo, set(failed))
+        click.echo(dot.svg(text) if fmt == "svg" else text, nl=False)
+        return
+    if failed:
+        raise UserError("--failed applies to --format dot or svg", field="--failed")
     if node is not None and node not in {n.name for n in topo.nodes}:
         raise UserError(f"no node named {node!r}", file=str(fabric), field="--node")
     click.echo(FORMATS[fmt](topo, node), nl=False)

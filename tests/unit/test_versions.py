@@ -58,5 +58,5 @@ def test_family_and_order():
 def test_package_changes():
     old = {"bash": "5.2.15-2", "ceph": "16.2.11", "gone": "1"}
     new = {"bash": "5.2.15-2", "ceph": "16.2.15", "fresh": "2"}
-    assert package_changes(old, new) == {"added": {"fresh": "2"}, "removed": {"gone": "1"},
-                                         "upgraded": {"ceph": ["16.2.11", "16.2.15"]}}
+    c = package_changes(old, new)
+    assert (c.added, c.removed, c.upgraded) == ({"fresh": "2"}, {"gone": "1"}, {"ceph": ("16.2.11", "16.2.15")})
