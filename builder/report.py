@@ -103,12 +103,26 @@ def _stages(m: Manifest) -> list[dict]:
     return out
 
 
+def _verdict_line(v: dict) -> str:
+    """Where a suite's verdict was made: in this build, or reused from an earlier run."""
+    if not isinstance(v, dict):
+        return _text(v)
+    if v.get("ran"):
+        return f"ran in this build: run {v.get('run_id')} on {v.get('host')} ({v.get('accelerator')}) at {v.get('at')}"
+    src = v.get("reused_from") or {}
+    return f"reused from run {src.get('run_id')} on {src.get('host')} at {src.get('at')}"
+
+
 def render_report(manifest: Manifest, *, fabric_svg: str | None, previous: Manifest | None) -> str:
     """The page for `manifest`; `fabric_svg` is `fabric.render.dot.svg(...)` output (failed
     checks marked) or None; `previous` is the version before it, for package changes."""
     m = manifest
-    extra = dict(m.model_extra or {})
-    archive = extra.pop("archive", None)
+    extra = {k: v for k, v in (m.model_extra or {}).items()}
+    archive = m.archive or extra.pop("archive", None)
+    if m.content_hash:
+        extra["content_hash"] = m.content_hash
+    for suite_name, v in sorted(m.verdicts.items()):
+        extra[f"{suite_name}_verdict"] = _verdict_line(v)
     suites = []
     for name, suite in m.tests.items():
         cases = [{"name": c.name, "passed": c.passed, "seconds": duration(c.seconds), "evidence": _evidence(c.evidence)}

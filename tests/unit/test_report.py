@@ -77,7 +77,7 @@ def test_manifest_values_are_text_not_markup():
     data["tests"]["fabric"]["cases"][0]["evidence"] = evil
     data["packages"] = {evil: evil}
     data["archive"] = {evil: evil}
-    data["verdicts"] = {"fabric": evil}
+    data["verdicts"] = {"fabric": {"ran": True, "run_id": evil, "host": evil, "accelerator": "tcg", "at": evil}}
     out = render_report(Manifest.model_validate(data), fabric_svg=None, previous=None)
     assert "<script" not in out and "<img" not in out and "<b>" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
@@ -85,12 +85,14 @@ def test_manifest_values_are_text_not_markup():
     assert evil in page.text_content() and not list(page.iter("script")) and not list(page.iter("img"))
 
 
-def test_unknown_and_missing_provenance_fields_are_shown_or_absent_gracefully():
+def test_verdict_provenance_is_shown_and_missing_fields_read_not_recorded():
     data = json.loads((FIXTURES / "passed.json").read_text())
-    data["archive"] = "sha256:abc"  # not a dict: shown as it is
-    data["verdicts"] = {"boot": "passed", "fabric": "passed"}
+    data["verdicts"] = {"boot": {"ran": False, "reused_from": {"run_id": "bx123456", "host": "r1", "at": "t0"}},
+                        "fabric": {"ran": True, "run_id": "bx654321", "host": "r2", "accelerator": "tcg", "at": "t1"}}
+    data["some_future_field"] = "kept"
     text = _page(render_report(Manifest.model_validate(data), fabric_svg=None, previous=None)).text_content()
-    assert "sha256:abc" in text and '{"boot": "passed", "fabric": "passed"}' in text and "Content hash" in text
+    assert "reused from run bx123456" in text and "ran in this build: run bx654321" in text
+    assert "Content hash" in text and "kept" in text
     del data["archive"], data["verdicts"], data["content_hash"]
     text = _page(render_report(Manifest.model_validate(data), fabric_svg=None, previous=None)).text_content()
     assert re.search(r"Archive\s+not recorded", text)
