@@ -18,7 +18,8 @@ from typing import Literal
 
 from . import preflight
 from .build import Build, Options, Outcome, timestamp
-from .errors import BuildFailed
+from .errors import BuildFailed, UserError
+from .fabric.render import dot
 from .junit import to_junit
 from .project import Project
 from .publish import gitlab, local, versions
@@ -26,6 +27,7 @@ from .publish.changes import package_changes
 from .publish.gitlab_target import GitLabTarget
 from .publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest, parse_manifest
 from .progress import Reporter
+from .report import REPORT, failed_checks, render_report
 from .runs import Run, live_runs
 from .spec import ImageSpec, load_image
 
@@ -54,12 +56,13 @@ class JobResult:
     notes: list[str] = field(default_factory=list)
 
 
-def make_manifest(project: Project, o: Outcome, durations: dict[str, float], content: str,
+def make_manifest(project: Project, o: Outcome, durations: dict[str, float], content: str | None,
                   previous: Manifest | None) -> Manifest:
+    """The record of a build; for a failed one too (no files, the stages that ran)."""
     return Manifest(
         name=o.spec.name,
         version=o.version,
-        input_hash=o.keys["export"],
+        input_hash=o.keys.get("export") or next(reversed(o.keys.values()), ""),
         git_revision=project.git_revision(),
         built_at=timestamp(),
         accelerator=o.accelerator,
@@ -82,7 +85,18 @@ def junit_xml(o: Outcome) -> str:
     return to_junit({f"{o.spec.name}.{k}": suite.cases for k, suite in o.tests.items()}, name=o.spec.name)
 
 
-def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force: bool) -> Path:
+def report_html(manifest: Manifest, spec: ImageSpec, previous: Manifest | None) -> str:
+    """The one-page report, with the fabric picture (failed checks marked) where Graphviz is."""
+    try:
+        topo = preflight.fabric_of(spec)[1]
+        svg: str | None = dot.svg(dot.fabric_dot(topo, failed_checks(manifest)))
+    except (BuildFailed, UserError):
+        svg = None  # the page says there is no picture; the verdicts stand on their own
+    return render_report(manifest, fabric_svg=svg, previous=previous)
+
+
+def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force: bool,
+                  previous: Manifest | None = None) -> Path:
     """Place the exported files, manifest, JUnit and SHA256SUMS in the store, all or nothing."""
     s = o.spec
     if not manifest.all_passed or set(manifest.tests) != {"boot", "fabric"}:
@@ -94,8 +108,9 @@ def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force:
             local.place(o.paths["export"] / f["name"], staging / f["name"])
         (staging / MANIFEST).write_text(manifest.dumps())
         (staging / JUNIT).write_text(junit_xml(o))
+        (staging / REPORT).write_text(report_html(manifest, s, previous))
         sums = {f["name"]: f["sha256"] for f in o.files.values()}
-        sums.update((n, local.sha256_file(staging / n)) for n in (MANIFEST, JUNIT))
+        sums.update((n, local.sha256_file(staging / n)) for n in (MANIFEST, JUNIT, REPORT))
         (staging / SUMS).write_text(local.sha256sums(sums))
         return local.commit(staging, output, s.name, o.version, force)
     except BaseException:
@@ -139,11 +154,21 @@ def _write_reports(dest: Path, files: dict[str, bytes]) -> None:
         (dest / name).write_bytes(data)
 
 
+def _failure_report(req: JobRequest, b: Build, reporter: Reporter, progress: Callable[[str], None]) -> None:
+    """A failed build's report (failed case first) where the user looks: --reports, else the store."""
+    m = make_manifest(req.project, b.out, reporter.durations, None, None)
+    dest = req.reports or req.output / b.spec.name
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / (REPORT if req.reports else f"failed-{b.run.id}.html")
+    path.write_text(report_html(m, b.spec, None))
+    progress(f"report of the failed build: {path}")
+
+
 def _current_proof(req: JobRequest, name: str, version: str) -> dict[str, bytes]:
-    """manifest.json + SHA256SUMS of an already published version, for the CI publish job."""
+    """manifest.json, SHA256SUMS and report.html of a published version, for CI's artifacts."""
     d = local.version_dir(req.output, name, version)
     out = {}
-    for f in (MANIFEST, SUMS):
+    for f in (MANIFEST, SUMS, REPORT):
         data = (d / f).read_bytes() if (d / f).is_file() else None
         if data is None and req.gitlab:
             data = gitlab.remote_file(req.gitlab, name, version, f)
@@ -167,6 +192,9 @@ def run_vm(req: JobRequest, reporter: Reporter, progress: Callable[[str], None] 
             b.image()
             b.boot_test()
             b.fabric_test()
+        except BuildFailed:
+            _failure_report(req, b, reporter, progress)
+            raise
         finally:
             if b.out.tests:
                 junit = junit_xml(b.out).encode()
@@ -188,7 +216,7 @@ def run_vm(req: JobRequest, reporter: Reporter, progress: Callable[[str], None] 
             b.export(decision.version)
             manifest = make_manifest(req.project, b.out, reporter.durations, content, previous)
             result = JobResult("published", manifest, decision,
-                               publish_local(b.out, manifest, req.output, run, req.force))
+                               publish_local(b.out, manifest, req.output, run, req.force, previous))
 
     if req.gitlab is not None and result.directory is not None:
         result.gitlab = gitlab.publish_gitlab(result.directory, req.gitlab, release=req.release, progress=progress)

@@ -11,6 +11,7 @@ from .. import host
 from ..console import emit_json, err
 from ..errors import UserError
 from ..runs import Run
+from .options import current_project
 
 DEFAULT_URI = os.environ.get("BUILDER_LIBVIRT_URI", "qemu:///system")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "builder" / "extpacks"
@@ -69,7 +70,7 @@ def provision(spec: Path, uri: str, wait: bool, timeout: int, as_json: bool) -> 
     from ..runner import domain, probes
     from ..runner.spec import load_runner
 
-    s = load_runner(spec)
+    s = load_runner(spec, current_project().artifacts_dir)
     flag = domain.virt_flag_for(s.accel, probes.probe_host()["cpu_virt_flag"], _kvm_usable)
     with Run() as run, domain.connection(uri) as conn:
         result = domain.provision(conn, s, run, flag)

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from ..errors import UserError
+from ..publish.versions import sort_key
 from ..spec import NAME_RE, _Model, load_yaml, parse_size_mib, validate
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # GitLab runner tag
@@ -28,7 +30,8 @@ class VirtualBox(_Model):
 class RunnerSpec(_Model):
     # also the guest's hostname and the libvirt domain's name
     name: Annotated[str, Field(pattern=NAME_RE.pattern)]
-    image: Path = Field(description="base qcow2 (built by this project); relative to the spec file")
+    image: Path = Field(description="an image of this project (its newest local build) or a qcow2 path "
+                                    "relative to the spec file")
     cpus: int = Field(2, ge=1, le=64)
     memory: str | int = "2G"
     disk_size: str | int = "20G"
@@ -57,9 +60,24 @@ class RunnerSpec(_Model):
         return parse_size_mib(self.disk_size)
 
 
-def load_runner(path: Path) -> RunnerSpec:
+def newest_build(artifacts: Path, name: str) -> Path | None:
+    """The qcow2 of the newest version of `name` in a local store (`builder vm`'s output)."""
+    builds = [d / f"{name}-{d.name}.qcow2" for d in (artifacts / name).glob("[0-9]*")]
+    builds = [b for b in builds if b.is_file()]
+    return max(builds, key=lambda b: sort_key(b.parent.name)) if builds else None
+
+
+def load_runner(path: Path, artifacts: Path | None = None) -> RunnerSpec:
+    """`image: NAME` resolves to the newest build of that image in `artifacts` (the project's store)."""
     data = load_yaml(path)
     spec: RunnerSpec = validate(RunnerSpec, data, path)
+    declared = str(spec.image)
+    if NAME_RE.match(declared) and artifacts is not None:
+        image = newest_build(artifacts, declared)
+        if image is None:
+            raise UserError(f"no local build of image {declared!r} in {artifacts}; run `builder vm {declared}` "
+                            "first, or give a qcow2 path", file=str(path), field="image")
+        return spec.model_copy(update={"image": image.resolve()})
     if not spec.image.is_absolute():
         spec = spec.model_copy(update={"image": (path.parent / spec.image).resolve()})
     return spec

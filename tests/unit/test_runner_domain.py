@@ -73,9 +73,16 @@ def test_metadata_roundtrip():
     assert domain.runner_metadata("<domain><name>x</name></domain>") is None
 
 
-def test_example_spec_loads():
-    s = load_runner(REPO / "ci" / "runners" / "runner-01.yaml")
-    assert s.image.is_absolute() and s.memory_mib == 8192 and s.virtualbox.series == "7.0"
+def test_example_spec_loads_with_the_newest_local_build(tmp_path):
+    for v in ("0.1.0", "0.1.0.2", "0.1.0.10"):
+        (tmp_path / "minimal" / v).mkdir(parents=True)
+        (tmp_path / "minimal" / v / f"minimal-{v}.qcow2").touch()
+    s = load_runner(REPO / "ci" / "runners" / "runner-01.yaml", tmp_path)
+    assert s.image == tmp_path / "minimal" / "0.1.0.10" / "minimal-0.1.0.10.qcow2"
+    assert s.memory_mib == 8192 and s.virtualbox.series == "7.0"
+    assert {"builder", "kvm"} <= set(s.tags)  # what every generated job asks for
+    with pytest.raises(UserError, match="builder vm minimal"):
+        load_runner(REPO / "ci" / "runners" / "runner-01.yaml", tmp_path / "empty")
 
 
 @pytest.mark.parametrize("data,field", [

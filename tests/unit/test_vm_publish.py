@@ -50,9 +50,9 @@ def test_publishes_whole_version_with_sums_manifest_and_junit(tmp_path):
     assert final == out / "minimal" / "0.1.0"
     names = sorted(p.name for p in final.iterdir())
     assert names == ["SHA256SUMS", "junit.xml", "manifest.json", "minimal-0.1.0.ova", "minimal-0.1.0.qcow2",
-                     "minimal-0.1.0.vmdk"]
+                     "minimal-0.1.0.vmdk", "report.html"]
     sums = dict(reversed(line.split("  ")) for line in (final / "SHA256SUMS").read_text().splitlines())
-    assert all(sha256_file(final / n) == d for n, d in sums.items()) and len(sums) == 5
+    assert all(sha256_file(final / n) == d for n, d in sums.items()) and len(sums) == 6
     m = json.loads((final / "manifest.json").read_text())
     assert m["tests"]["fabric"]["cases"][0]["name"] == "multipath-path-failure-under-io"
     assert not list((out / "minimal").glob(".*"))  # no staging left
