@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from . import yamlio
 from .errors import UserError
 from .spec import IMAGES_DIR, REPO_ROOT, image_names, load_image
 
@@ -107,7 +108,7 @@ def dump(doc: dict) -> str:
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1 << 16)
 
 
-class _CILoader(yaml.SafeLoader):
+class _CILoader(yamlio.Loader):
     pass
 
 
@@ -115,7 +116,7 @@ class _CILoader(yaml.SafeLoader):
 _CILoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node, deep=True))
 
 
-def validate_ci(text: str, schema_path: Path = DEFAULT_SCHEMA) -> list[str]:
+def validate_ci(text: str, schema_path: Path = DEFAULT_SCHEMA, file: str | None = None) -> list[str]:
     """Problems GitLab's own CI JSON schema finds in a YAML text (every document of it)."""
     try:
         from jsonschema import Draft7Validator
@@ -127,7 +128,7 @@ def validate_ci(text: str, schema_path: Path = DEFAULT_SCHEMA) -> list[str]:
         raise UserError("GitLab CI schema not found", file=str(schema_path), field="--schema") from None
     validator = Draft7Validator(schema)
     problems = []
-    for doc in yaml.load_all(text, Loader=_CILoader):
+    for doc in yamlio.load_all(text, file, loader=_CILoader):
         for e in validator.iter_errors(doc or {}):
             problems.append(f"{e.json_path}: {e.message[:300]}")
     return problems

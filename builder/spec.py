@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import yamlio
 from .errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -134,17 +134,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def load_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError("no such file", file=str(path)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise UserError(f"not valid YAML: {getattr(e, 'problem', e)}", file=str(path), field=where) from None
-    if not isinstance(data, dict):
-        raise UserError("top level must be a mapping", file=str(path))
-    return data
+    return yamlio.load_mapping(path)
 
 
 def validate(model: type[BaseModel], data: dict, path: Path, **extra) -> Any:

@@ -11,6 +11,7 @@ from .. import pipeline as pl
 from ..console import emit_json, err
 from ..errors import BuildFailed
 from ..spec import IMAGES_DIR
+from ..yamlio import read_text
 
 
 @click.group(name="pipeline", epilog="""\b
@@ -59,7 +60,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True)
 def validate(files: tuple[Path, ...], schema: Path, as_json: bool) -> None:
     """Check CI YAML files against GitLab's own CI schema."""
-    report = {str(f): pl.validate_ci(f.read_text(), schema) for f in files}
+    report = {str(f): pl.validate_ci(read_text(f), schema, str(f)) for f in files}
     if as_json:
         emit_json(report)
     for f, problems in report.items():
