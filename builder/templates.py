@@ -7,6 +7,7 @@ string in a packer template or an OVF descriptor.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from functools import cache
 from pathlib import Path
@@ -25,8 +26,18 @@ def _hcl(value) -> str:
     return json.dumps(value)
 
 
+def _vyos(value) -> str:
+    """A VyOS config value: bare when it is one word, else double-quoted. Callers validate that
+    the value holds no quote, backslash, brace or newline (VyOS has no escapes for them)."""
+    text = str(value)
+    if any(c in text for c in '"\\{}\n'):
+        raise ValueError(f"{text!r} cannot be written as a VyOS value")
+    return text if re.fullmatch(r"[A-Za-z0-9._:/+-]+", text) else f'"{text}"'
+
+
 def _configure(env: jinja2.Environment) -> jinja2.Environment:
     env.filters["hcl"] = _hcl
+    env.filters["vyos"] = _vyos
     env.filters["shquote"] = lambda v: shlex.quote(str(v))
     env.filters["tojson"] = lambda v: json.dumps(v, sort_keys=True)
     return env
