@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from ..console import emit_json, err
+from ..errors import UserError
 from ..publish.local import version_dir
 from ..publish.manifest import MANIFEST
 from ..publish.verify import require_passing, verify_version_dir
-from ..spec import check_version
+from ..spec import NAME_RE, check_version
 
 
 @click.command(
@@ -42,6 +43,8 @@ def publish(name: str, version: str, dest: str, output: Path, project: str | Non
     every file matches SHA256SUMS. Publishing to GitLab again with identical files uploads
     nothing; with different content it is refused (exit 1).
     """
+    if not NAME_RE.fullmatch(name):  # NAME becomes a directory and a package name: `..` must not
+        raise UserError(f"{name!r} is not an image name (lower-case letters, digits and dashes)", field="NAME")
     check_version(version, field="VERSION")
     d = version_dir(output, name, version)
     if dest == "local":
