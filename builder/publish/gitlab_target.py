@@ -42,12 +42,12 @@ def mask_userinfo(text: str) -> str:
 
 def check_url(url: str, field: str) -> str:
     """An http(s) URL with a host and nothing a request line or a message could be bent by."""
-    parts = requests.utils.urlparse(url)
     try:
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if parts.scheme not in ("http", "https") or not host or re.search(r"[\s\x00-\x1f\x7f]", url):
+        parts = requests.utils.urlparse(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # `http://[::1`
+        scheme = host = None
+    if scheme not in ("http", "https") or not host or re.search(r"[\s\x00-\x1f\x7f]", url):
         raise UserError(f"{mask_userinfo(url)!r} is not an http(s) URL with a host", field=field)
     return url
 
