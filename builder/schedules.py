@@ -53,8 +53,10 @@ class Schedule(BaseModel):
     @classmethod
     def _timezone(cls, v: str) -> str:
         try:
+            if not re.fullmatch(r"[A-Za-z0-9_+-]{1,64}(/[A-Za-z0-9_+-]{1,64}){0,2}", v):
+                raise ValueError(v)
             zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
         return v
 

@@ -220,7 +220,7 @@ def image_names(images_dir: Path = IMAGES_DIR) -> list[str]:
 def load_image(name: str, images_dir: Path = IMAGES_DIR, version: str | None = None) -> ImageSpec:
     d = images_dir / name
     f = d / "image.yaml"
-    if not f.is_file():
+    if not NAME_RE.fullmatch(name) or not f.is_file():
         known = ", ".join(image_names(images_dir)) or "none"
         raise UserError(f"unknown image {name!r} (known: {known})", file=str(images_dir))
     data = load_yaml(f)
