@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.publish.gitlab import publish_gitlab  # noqa: E402
-from tests.fakes.gitlab_server import FakeGitLab  # noqa: E402
-from tests.fakes.gitlab_helpers import make_version, target  # noqa: E402
+from builder.publish.gitlab import publish_gitlab
+from tests.fakes.gitlab_helpers import make_version, target
+from tests.fakes.gitlab_server import FakeGitLab
 
 
 def main() -> None:

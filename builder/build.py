@@ -48,7 +48,7 @@ CODE = {
 TEST_STAGES = ("boot", "fabric")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_digest(globs: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     for path in sorted({p for g in globs for p in PACKAGE.glob(g) if p.is_file()}):
@@ -101,7 +101,7 @@ def _du_bytes(path: Path) -> int:
 
 
 def timestamp() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 class Build:

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from .console import err
 from .commands.options import PROJECT_START
+from .console import err
 from .errors import BuildFailed, UserError
 
 

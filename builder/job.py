@@ -21,12 +21,12 @@ from .build import Build, Options, Outcome, timestamp
 from .errors import BuildFailed, UserError
 from .fabric.render import dot
 from .junit import to_junit
+from .progress import Reporter
 from .project import Project
 from .publish import gitlab, local, versions
 from .publish.changes import package_changes
 from .publish.gitlab_target import GitLabTarget
 from .publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest, parse_manifest
-from .progress import Reporter
 from .report import REPORT, failed_checks, render_report
 from .runs import Run, live_runs
 from .spec import ImageSpec, load_image

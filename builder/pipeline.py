@@ -21,11 +21,13 @@ from pathlib import Path
 
 import yaml
 
+from . import yamlio
 from .errors import UserError
 from .project import Project
 from .spec import image_names, load_image
 
 REPORTS_DIR = "reports"
+MAX_SCHEMA_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def dump(doc: dict) -> str:
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1 << 16)
 
 
-class _CILoader(yaml.SafeLoader):
+class _CILoader(yamlio.Loader):
     pass
 
 
@@ -126,6 +128,8 @@ def vendored_schema() -> dict:
 def load_schema(path: Path | None) -> dict:
     if path is None:
         return vendored_schema()
+    if path.is_file() and path.stat().st_size > MAX_SCHEMA_BYTES:
+        raise UserError(f"larger than {MAX_SCHEMA_BYTES} bytes", file=str(path), field="--schema")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -134,13 +138,13 @@ def load_schema(path: Path | None) -> dict:
         raise UserError(f"not a JSON schema: {e}", file=str(path), field="--schema") from None
 
 
-def validate_ci(text: str, schema: dict) -> list[str]:
+def validate_ci(text: str, schema: dict, file: str | None = None) -> list[str]:
     """Problems GitLab's own CI JSON schema finds in a YAML text (every document of it)."""
     from jsonschema import Draft7Validator
 
     validator = Draft7Validator(schema)
     problems = []
-    for doc in yaml.load_all(text, Loader=_CILoader):
+    for doc in yamlio.load_all(text, file, loader=_CILoader):
         for e in validator.iter_errors(doc or {}):
             problems.append(f"{e.json_path}: {e.message[:300]}")
     return problems

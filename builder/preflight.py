@@ -17,7 +17,7 @@ from .errors import UserError
 from .fabric import validate as fabric_validate
 from .fabric.render import FORMATS
 from .image import archive, disk, export, ovf, packer, rootfs
-from .spec import ImageSpec
+from .spec import MIRROR_HELP, MIRROR_RE, ImageSpec
 
 # stage -> (program, Debian package that provides it)
 STAGE_TOOLS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -97,6 +97,8 @@ def rendered(spec: ImageSpec) -> dict[str, str]:
 def check(spec: ImageSpec, project_root: Path, *, mirror: str | None = None,
           stages: tuple[str, ...] = tuple(STAGE_TOOLS), archive_state: bool = True) -> Checked:
     """Everything `builder vm` checks before its first stage; raises UserError on bad input."""
+    if mirror is not None and not MIRROR_RE.match(mirror):
+        raise UserError(MIRROR_HELP, field="--mirror")
     require_tools(stages)
     fabric_file, _, vm = fabric_of(spec, project_root)
     rendered(spec)  # a template that does not render fails here, not after the rootfs

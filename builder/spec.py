@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import jinja2
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from . import yamlio
 from .errors import UserError
 
 # Versions end up in file names, git tags and GitLab generic package versions: keep them to
 # semver-ish dotted numbers with an optional pre-release / build suffix.
-VERSION_RE = re.compile(r"^\d+(\.\d+){1,4}([-+][0-9A-Za-z][0-9A-Za-z.\-]*)?$")
+VERSION_RE = re.compile(r"^\d+(\.\d+){1,4}([-+][0-9A-Za-z][0-9A-Za-z.\-]*)?\Z")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# reaches mmdebstrap's argv and the apt sources: a plain http(s) URL, or a file:// mirror on this host
+MIRROR_RE = re.compile(
+    r"^(https?://([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?|file://)(/[A-Za-z0-9._~%/+-]*)?\Z")
+MIRROR_HELP = "want a plain http(s):// or file:// URL (letters, digits, . _ ~ % / + - in the path)"
 SIZE_RE = re.compile(r"^(\d+)\s*([MG])i?B?$", re.IGNORECASE)
 
 
@@ -45,17 +57,45 @@ class _Model(BaseModel):
 
 class User(_Model):
     name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
-    password: str = Field(description="lab credential, documented to students; hashed in the image")
+    # one chpasswd line: no newline or other control character can start a second one
+    password: Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,256}$")] = Field(
+        description="lab credential, documented to students; hashed in the image")
     sudo: bool = False
-    ssh_authorized_keys: tuple[str, ...] = ()
+    # one authorized_keys line each: type, base64 blob, optional printable comment
+    ssh_authorized_keys: tuple[Annotated[str, Field(max_length=16384, pattern=(
+        r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
+        r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]*)?$"))], ...] = ()
 
 
 class Check(_Model):
     """An in-guest smoke check: a command run through the guest agent."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    run: str
-    expect: str | None = Field(None, description="regex the output must match")
+    run: Annotated[str, Field(min_length=1, max_length=65536, pattern=r"^[^\x00]*$")]
+    expect: str | None = Field(None, max_length=4096, description="regex the output must match")
+
+    @field_validator("run", "expect")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        # both are rendered (sandboxed) before use: a syntax error is bad input now, not a failed boot test
+        from .templates import sandboxed
+
+        if v is not None:
+            try:
+                sandboxed().parse(v)
+            except jinja2.TemplateSyntaxError as e:
+                raise ValueError(f"not a valid template: {e.message} (line {e.lineno})") from None
+        return v
+
+    @field_validator("expect")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regex: {e}") from None
+        return v
 
 
 class BootTest(_Model):
@@ -66,20 +106,31 @@ class BootTest(_Model):
 class ImageSpec(_Model):
     name: str
     version: str
-    description: str = ""
-    distribution: str = "bookworm"
-    mirror: str = "http://deb.debian.org/debian"
+    description: Annotated[str, Field(max_length=4096)] = ""
+    # both reach mmdebstrap's argv and the apt sources: a suite name, a plain http(s) URL
+    distribution: Annotated[str, Field(pattern=r"^[a-z][a-z0-9.-]{0,31}$")] = "bookworm"
+    mirror: Annotated[str, Field(max_length=2048)] = "http://deb.debian.org/debian"
     packages: tuple[str, ...] = ()
     disk_size: str | int = "4G"
     cpus: int = Field(2, ge=1, le=64)
     memory_mib: int = Field(1024, ge=256, le=262144)
-    hostname: str | None = None
+    hostname: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")] | None = Field(
+        None, description="an RFC 1123 label")
     users: tuple[User, ...] = ()
     provision: tuple[str, ...] = Field((), description="jinja2 templates rendered into shell scripts")
     boot_test: BootTest = BootTest()
     fabric: str | None = None
     # set by the loader, not by the file
     dir: Path = Field(Path("."), exclude=True)
+
+    MAX_DISK_MIB: ClassVar[int] = 2 << 20  # 2 TiB
+
+    @field_validator("mirror")
+    @classmethod
+    def _mirror(cls, v: str) -> str:
+        if not MIRROR_RE.match(v):
+            raise ValueError(MIRROR_HELP)
+        return v
 
     @field_validator("name")
     @classmethod
@@ -101,7 +152,28 @@ class ImageSpec(_Model):
         mib = parse_size_mib(v)
         if mib < 512:
             raise ValueError("at least 512M")
+        if mib > cls.MAX_DISK_MIB:
+            raise ValueError("at most 2T (2048G)")
         return v
+
+    @field_validator("provision")
+    @classmethod
+    def _provision(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, rel in enumerate(v):
+            parts = Path(rel).parts
+            if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}\Z", rel) or ".." in parts:
+                raise ValueError(f"[{i}] {rel!r}: a relative path inside the image directory "
+                                 "(letters, digits, . _ - /; no ..)")
+        return v
+
+    @model_validator(mode="after")
+    def _inside_dir(self) -> ImageSpec:
+        # a symlink may still lead out: compare the resolved paths
+        root = self.dir.resolve()
+        for i, rel in enumerate(self.provision):
+            if not (root / rel).resolve().is_relative_to(root):
+                raise ValueError(f"provision[{i}] {rel!r} resolves outside the image directory")
+        return self
 
     @field_validator("packages")
     @classmethod
@@ -128,17 +200,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def load_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError("no such file", file=str(path)) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise UserError(f"not valid YAML: {getattr(e, 'problem', e)}", file=str(path), field=where) from None
-    if not isinstance(data, dict):
-        raise UserError("top level must be a mapping", file=str(path))
-    return data
+    return yamlio.load_mapping(path)
 
 
 def validate(model: type[BaseModel], data: dict, path: Path, **extra) -> Any:
@@ -161,7 +223,7 @@ def image_names(images_dir: Path) -> list[str]:
 def load_image(name: str, images_dir: Path, version: str | None = None) -> ImageSpec:
     d = images_dir / name
     f = d / "image.yaml"
-    if not NAME_RE.match(name) or not f.is_file():
+    if not NAME_RE.fullmatch(name) or not f.is_file():
         known = ", ".join(image_names(images_dir)) or "none"
         raise UserError(f"unknown image {name!r} (known: {known})", file=str(images_dir))
     data = load_yaml(f)

@@ -9,8 +9,8 @@ import click
 from rich.table import Table
 
 from .. import host
-from ..runner import probes
 from ..console import emit_json, err
+from ..runner import probes
 
 EXAMPLES = """\b
 Examples:

@@ -9,10 +9,10 @@ from rich.table import Table
 
 from .. import preflight
 from ..build import Build, Options
+from ..console import emit_json, err
 from ..image.cache import Cache
 from ..progress import Reporter
 from ..runs import Run
-from ..console import emit_json, err
 from ..spec import image_names, load_image
 from .options import build_options, current_project
 

@@ -10,6 +10,7 @@ import click
 from .. import pipeline as pl
 from ..console import emit_json, err
 from ..errors import BuildFailed
+from ..yamlio import read_text
 from .options import current_project
 
 
@@ -64,7 +65,7 @@ Examples:
 def validate(files: tuple[Path, ...], schema: Path | None, as_json: bool) -> None:
     """Check CI YAML files against GitLab's own CI schema."""
     loaded = pl.load_schema(schema)
-    report = {str(f): pl.validate_ci(f.read_text(), loaded) for f in files}
+    report = {str(f): pl.validate_ci(read_text(f), loaded, str(f)) for f in files}
     if as_json:
         emit_json(report)
     for f, problems in report.items():

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from ..console import emit_json, err
-from ..publish.local import version_dir
 from ..errors import UserError
 from ..publish import manifest as manifest_mod
+from ..publish.local import version_dir
 from ..publish.manifest import MANIFEST
 from ..publish.verify import require_passing, verify_version_dir
 from ..spec import NAME_RE, check_version
@@ -50,8 +50,8 @@ def publish(name: str, version: str | None, dest: str, output: Path | None, rele
     every file matches SHA256SUMS. Publishing to GitLab again with identical files uploads
     nothing; with different content it is refused (exit 1).
     """
-    if not NAME_RE.match(name):
-        raise UserError(f"{name!r} is not an image name", field="NAME")
+    if not NAME_RE.fullmatch(name):  # NAME becomes a directory and a package name: `..` must not
+        raise UserError(f"{name!r} is not an image name (lower-case letters, digits and dashes)", field="NAME")
     if release_only:
         if dest != "gitlab" or proof is None:
             raise UserError("--release-only goes with --to gitlab and --from DIR", field="--release-only")

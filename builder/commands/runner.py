@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
@@ -29,12 +30,19 @@ def _target_options(f):
     return click.option("--host", "host", metavar="SSH", help="runner VM as user@host (uses sudo -n)")(f)
 
 
+# user@host for ssh's argv: a user name, then a host name, IPv4 or IPv6 address; never a leading
+# `-` (ssh would read `-oProxyCommand=...` as an option and run it)
+SSH_DEST = re.compile(r"^([a-z_][a-z0-9_.-]{0,31}@)?([A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45})\Z")
+
+
 def _target(host: str | None, local: bool, ssh_config: Path | None):
     from ..runner.target import Target
     from ..runner.virtualbox import check_target
 
     if bool(host) == local:
         raise UserError("give exactly one of --host SSH or --local", field="--host")
+    if host and not SSH_DEST.match(host):
+        raise UserError(f"{host!r} is not user@host (a host name or an IP address)", field="--host")
     return Target(ssh=check_target(host) if host else None, ssh_config=ssh_config)
 
 
@@ -164,8 +172,10 @@ Examples:
 def register(host, local, ssh_config, url, runner_type, group_id, project_id, tags, run_untagged, description, name,
              config, token_env, as_json) -> None:
     """Create a runner in GitLab (POST /user/runners) and write its config.toml (mode 0600)."""
+    from ..publish.gitlab_target import check_url
     from ..runner import register as reg
 
+    check_url(url, "--url")
     private_token = os.environ.get(token_env)
     if not private_token:
         raise UserError(f"set {token_env} to a GitLab access token with the create_runner scope", field="--token-env")

@@ -45,7 +45,8 @@ class Segment(_Model):
     mtu: int = Field(1500, ge=1280, le=9216)
     ipv4: V4Net | None = None
     ipv6: V6Net | None = None
-    description: str | None = None
+    # rendered into VyOS config (quoted there when it has spaces): no quotes, braces, newlines
+    description: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._,:/()+-]{0,254}$")] | None = None
     shard: bool = Field(False, description="allow spreading ports over several bridges")
 
 
@@ -157,7 +158,9 @@ class IscsiTarget(_Model):
 class IscsiInitiator(_Model):
     node: str
     iqn: Iqn | None = Field(None, description="default: derived from the fabric and node names")
-    sysctls: dict[str, int] = {"rp_filter": 0, "arp_ignore": 1, "arp_announce": 2}
+    # net.ipv4.conf.<dev>.<key>: the key reaches a root shell in the guest
+    sysctls: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], int] = {
+        "rp_filter": 0, "arp_ignore": 1, "arp_announce": 2}
 
 
 class Iscsi(_Model):
@@ -167,7 +170,7 @@ class Iscsi(_Model):
 
 class Fabric(_Model):
     name: Name
-    description: str = ""
+    description: Annotated[str, Field(max_length=4096)] = ""
     segments: tuple[Segment, ...] = ()
     overlays: tuple[Overlay, ...] = ()
     nodes: tuple[Node, ...] = ()

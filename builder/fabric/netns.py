@@ -25,8 +25,6 @@ from .render.iproute2 import node_plan
 from .validate import ResolvedNode, Topology
 
 
-
-
 class BridgeFull(BuildFailed):
     pass
 

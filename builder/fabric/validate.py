@@ -147,6 +147,9 @@ class _Checker:
                     f"{where}.mtu",
                 )
             g = o.mcast_group
+            if getattr(under, f"ipv{g.version}") is None:
+                self.fail(f"group {g} is IPv{g.version} but underlay {under.name} has no IPv{g.version} subnet",
+                          f"{where}.group")
             if g in groups:
                 other, owner = groups[g]
                 if not (o.share_group and other.share_group):
@@ -175,6 +178,11 @@ class _Checker:
                     self.fail(f"{itf.attach!r} is neither a segment nor an overlay", f"{where}.attach")
                 if n.kind == "vm" and isinstance(net, Segment) and itf.hw_id is None:
                     self.fail("a VM's NIC needs a MAC: the guest finds its interface by it", f"{where}.hw_id")
+                if n.platform == "vyos" and isinstance(net, Segment) and itf.port is None:
+                    self.fail("a VyOS node names the port of each segment (eth0, eth5, ...)", f"{where}.port")
+                if isinstance(net, Overlay) and not any(o.attach == net.underlay for o in n.interfaces):
+                    self.fail(f"node {n.name} is on overlay {net.name} but not on its underlay {net.underlay}",
+                              f"{where}.attach")
                 for fam in ("ipv4", "ipv6"):
                     a = getattr(itf, fam)
                     if a is None or a == "auto":

@@ -2,6 +2,11 @@
 
 Namespaces differ between OVF 1 and 2 and between exporters, so elements are matched by local name.
 The manifest, when there is one, is checked digest by digest before anything is reported.
+
+OVAs come from anywhere (a colleague's VirtualBox, a download), so reading one is bounded: only
+plain (uncompressed) tar, at most MAX_MEMBERS members, the descriptor and manifest read up to a
+cap, disks only hashed in chunks, every member and the end-of-archive marker inside the file
+(a truncated package fails), and every number range-checked before any arithmetic on it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,14 @@ UNIT_WORDS = {
     "gigabytes": 1 << 30, "gb": 1 << 30,
     "terabytes": 1 << 40, "tb": 1 << 40,
 }  # fmt: skip
-PROGRAMMATIC_UNIT = re.compile(r"^byte\s*(?:\*\s*(\d+)\s*(?:\^\s*(\d+))?)?$")
+PROGRAMMATIC_UNIT = re.compile(r"^byte\s*(?:\*\s*(\d{1,6})\s*(?:\^\s*(\d{1,3}))?)?$")
+MAX_UNIT = 1 << 50  # PiB: more per allocation unit is not a real descriptor
+MAX_BYTES = 1 << 60  # any capacity or memory size beyond an exbibyte is nonsense
+MAX_CPUS = 4096
+MAX_DESCRIPTOR = 16 << 20
+MAX_MANIFEST = 1 << 20
+MAX_MEMBERS = 1000
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 @dataclass
@@ -50,6 +62,9 @@ def unit_bytes(units: str) -> int:
     if not m:
         raise ValueError(f"unknown allocation units {units!r}")
     base, exp = int(m.group(1) or 1), int(m.group(2) or 1)
+    # base**exp on `byte * 10^300` is huge: bound it by bit lengths before computing it
+    if base == 0 or exp * (base.bit_length() - 1) > MAX_UNIT.bit_length() or base**exp > MAX_UNIT:
+        raise ValueError(f"allocation units {units!r} are not 1..{MAX_UNIT} bytes")
     return base**exp
 
 
@@ -97,13 +112,23 @@ class _Descriptor:
         files = _kids(refs, "File") if refs is not None else []
         return {self.attr(f, "id"): self.attr(f, "href") for f in files}
 
-    def _int(self, value: str | None, what: str) -> int | None:
+    def _int(self, value: str | None, what: str, low: int = 0, high: int = MAX_BYTES) -> int | None:
         if value is None:
             return None
         try:
-            return int(value)
+            n = int(value) if len(value) <= 30 else None
         except ValueError:
-            raise UserError(f"{value!r} is not a number", file=self.where, field=what) from None
+            n = None
+        if n is None:
+            raise UserError(f"{value[:40]!r} is not a number", file=self.where, field=what) from None
+        if not low <= n <= high:
+            raise UserError(f"{n} is outside {low}..{high}", file=self.where, field=what)
+        return n
+
+    def _bytes(self, quantity: int, per_unit: int, what: str) -> int:
+        if quantity * per_unit > MAX_BYTES:
+            raise UserError(f"{quantity} x {per_unit} bytes is beyond {MAX_BYTES} bytes", file=self.where, field=what)
+        return quantity * per_unit
 
     def _os(self) -> str | None:
         sec = _kid(self.vs, "OperatingSystemSection")
@@ -147,8 +172,9 @@ class _Descriptor:
             raise UserError(str(e), file=self.where, field="Disk/@capacityAllocationUnits") from None
         capacity = self._int(self.attr(disk, "capacity"), "Disk/@capacity")
         return {
+            # no fileRef: an empty disk the importer creates (VirtualBox makes it dynamic)
             "file": files.get(self.attr(disk, "fileRef")),
-            "capacity_bytes": None if capacity is None else capacity * per_unit,
+            "capacity_bytes": None if capacity is None else self._bytes(capacity, per_unit, "Disk/@capacity"),
             "format": self.attr(disk, "format"),
         }
 
@@ -163,9 +189,9 @@ class _Descriptor:
             "nics": [],
         }
         for item in self._items():
-            kind = self._int(item.get("ResourceType"), "Item/ResourceType")
+            kind = self._int(item.get("ResourceType"), "Item/ResourceType", 0, 1 << 16)
             if kind == CPU:
-                out["cpus"] = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity")
+                out["cpus"] = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity", 1, MAX_CPUS)
             elif kind == MEMORY:
                 # no units at all: MegaBytes, the unit every exporter we know writes
                 units = item.get("AllocationUnits") or "MegaBytes"
@@ -173,8 +199,8 @@ class _Descriptor:
                     per_unit = unit_bytes(units)
                 except ValueError as e:
                     raise UserError(str(e), file=self.where, field="Item/AllocationUnits") from None
-                quantity = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity") or 0
-                out["memory_mib"] = quantity * per_unit // (1 << 20)
+                quantity = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity", 1) or 0
+                out["memory_mib"] = self._bytes(quantity, per_unit, "Item/VirtualQuantity") // (1 << 20)
             elif kind == HARD_DISK and item.get("HostResource"):
                 out["disks"].append(self._disk(item["HostResource"], files))
             elif kind == ETHERNET:
@@ -187,6 +213,20 @@ def hash_stream(f: IO[bytes], algo: str) -> str:
     while chunk := f.read(CHUNK):
         h.update(chunk)
     return h.hexdigest()
+
+
+def read_capped(f: IO[bytes], cap: int, where: str) -> bytes:
+    data = f.read(cap + 1)
+    if len(data) > cap:
+        raise UserError(f"larger than {cap} bytes", file=where)
+    return data
+
+
+def decode_manifest(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"not UTF-8 text (byte {e.start})", file=where) from None
 
 
 def parse_manifest(text: str, where: str) -> list[tuple[str, str, str]]:
@@ -215,10 +255,33 @@ def verify_manifest(entries, open_member: Callable[[str], IO[bytes] | None], whe
     return verified
 
 
+def _members(tar: tarfile.TarFile, path: Path) -> dict[str, tarfile.TarInfo]:
+    """Regular members by name, each inside the file, and the end-of-archive marker after them:
+    tarfile stops quietly at a truncated header, which would pass a package cut before its .mf."""
+    size = path.stat().st_size
+    members = {}
+    for n, m in enumerate(tar, 1):
+        if n > MAX_MEMBERS:
+            raise UserError(f"more than {MAX_MEMBERS} members: not an OVA", file=str(path))
+        if m.offset_data + m.size > size:
+            raise BuildFailed(f"{path}: damaged archive: {m.name} is truncated")
+        if m.isfile():
+            members[m.name.removeprefix("./")] = m
+    tar.fileobj.seek(tar.offset)
+    if tar.fileobj.read(1024) != bytes(1024):
+        raise BuildFailed(f"{path}: damaged archive: truncated after {len(members)} members (no end-of-archive marker)")
+    return members
+
+
 def _inspect_ova(path: Path) -> Inspection:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    kind = next((k for m, k in COMPRESSED.items() if magic.startswith(m)), None)
+    if kind:
+        raise UserError(f"a {kind}-compressed archive: an OVA is a plain tar (decompress it first)", file=str(path))
     try:
-        with tarfile.open(path) as tar:
-            members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
+        with tarfile.open(path, "r:") as tar:
+            members = _members(tar, path)
 
             def open_member(name: str):
                 m = members.get(name)
@@ -227,7 +290,7 @@ def _inspect_ova(path: Path) -> Inspection:
             ovf = next((n for n in members if n.lower().endswith(".ovf")), None)
             if ovf is None:
                 raise UserError("no .ovf descriptor in the archive", file=str(path))
-            desc = _Descriptor(open_member(ovf).read(), f"{path}:{ovf}")
+            desc = _Descriptor(read_capped(open_member(ovf), MAX_DESCRIPTOR, f"{path}:{ovf}"), f"{path}:{ovf}")
             summary = desc.summary()
             for href in desc.references().values():
                 if href not in members:
@@ -236,7 +299,8 @@ def _inspect_ova(path: Path) -> Inspection:
             verified = []
             if mf is not None:
                 where = f"{path}:{mf}"
-                verified = verify_manifest(parse_manifest(open_member(mf).read().decode(), where), open_member, where)
+                text = decode_manifest(read_capped(open_member(mf), MAX_MANIFEST, where), where)
+                verified = verify_manifest(parse_manifest(text, where), open_member, where)
     except (tarfile.TarError, EOFError) as e:
         raise BuildFailed(f"{path}: damaged archive: {e}") from None
     return Inspection(summary, verified)
@@ -244,7 +308,8 @@ def _inspect_ova(path: Path) -> Inspection:
 
 def _inspect_ovf(path: Path) -> Inspection:
     """A bare descriptor; a sibling `<stem>.mf` (VirtualBox's OVF export) is checked against its neighbours."""
-    summary = _Descriptor(path.read_bytes(), str(path)).summary()
+    with open(path, "rb") as f:
+        summary = _Descriptor(read_capped(f, MAX_DESCRIPTOR, str(path)), str(path)).summary()
     mf = path.with_suffix(".mf")
     if not mf.is_file():
         return Inspection(summary)
@@ -253,7 +318,9 @@ def _inspect_ovf(path: Path) -> Inspection:
         p = path.parent / name
         return open(p, "rb") if "/" not in name and p.is_file() else None
 
-    return Inspection(summary, verify_manifest(parse_manifest(mf.read_text(), str(mf)), open_member, str(mf)))
+    with open(mf, "rb") as f:
+        text = decode_manifest(read_capped(f, MAX_MANIFEST, str(mf)), str(mf))
+    return Inspection(summary, verify_manifest(parse_manifest(text, str(mf)), open_member, str(mf)))
 
 
 def inspect(path: Path) -> Inspection:

@@ -10,7 +10,6 @@ an interrupted publish, re-run, leaves exactly one copy of every file.
 from __future__ import annotations
 
 import os
-
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,10 @@ MAX_PROOF_BYTES = 4 << 20  # manifest.json / SHA256SUMS read back from the regis
 # GitLab's rules for generic packages (docs: user/packages/generic_packages, "Publish a package file").
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 FILE_NAME_RE = PACKAGE_NAME_RE
-PACKAGE_VERSION_RE = re.compile(r"^(\.?[\w+-]+\.?)+$", re.ASCII)
+# GitLab's generic package version rule (no two dots in a row; letters, digits, _ + - .) with no
+# leading or trailing dot, written without nested quantifiers: the old `(\.?[\w+-]+\.?)+`
+# backtracked exponentially on `1.0.0-aaaa...a...` (30 s and more).
+PACKAGE_VERSION_RE = re.compile(r"^(?!\.)(?!.*\.\.)[\w+.-]{1,255}(?<!\.)\Z", re.ASCII)
 IMAGE_SUFFIXES = (".qcow2", ".vmdk", ".ova")
 
 
@@ -186,7 +188,7 @@ def publish_gitlab(
     require_passing(vv.manifest, version_dir / MANIFEST)
     result = PublishResult(name, version, release_tag(name, version))
     project = target.connect().projects.get(target.project, lazy=True)
-    with api_errors(target, f"publishing {name} {version} to {target.url}"):
+    with api_errors(target, f"publishing {name} {version} to {target.base_url}"):
         remote = remote_files(project, name, version, policy)
         if conflicts := _conflicts(vv.digests, remote):
             raise BuildFailed(

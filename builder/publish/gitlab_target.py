@@ -7,26 +7,53 @@ of reprs, and every message that leaves this module is passed through `redact`.
 
 Retries are ours (tenacity), not python-gitlab's: a response hook turns 429/502/503/504 into
 `Transient` before python-gitlab sees them, so the Retry-After header survives to the wait.
+Every wait is announced once and fits in the policy's total budget: a Retry-After beyond what is
+left gives up at once, saying so, instead of sleeping for an hour. URLs are checked before any
+request, and credentials in them (https://user:pass@host) are masked in every message.
 """
 
 from __future__ import annotations
 
 import email.utils
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import gitlab
 import requests
 import tenacity
 
+from ..console import err
 from ..errors import BuildFailed, UserError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MASK = "[MASKED]"
+USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def mask_userinfo(text: str) -> str:
+    """`https://user:pass@host/...` -> `https://[MASKED]@host/...`, anywhere in a message."""
+    return USERINFO.sub(f"{MASK}@", text)
+
+
+def check_url(url: str, field: str) -> str:
+    """An http(s) URL with a host and nothing a request line or a message could be bent by."""
+    try:
+        parts = requests.utils.urlparse(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # `http://[::1`
+        scheme = host = None
+    if scheme not in ("http", "https") or not host or re.search(r"[\s\x00-\x1f\x7f]", url):
+        raise UserError(f"{mask_userinfo(url)!r} is not an http(s) URL with a host", field=field)
+    return url
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False, soft_wrap=True)
 
 
 class Transient(Exception):
@@ -37,7 +64,7 @@ class Transient(Exception):
         super().__init__(f"HTTP {status}" + (f" (Retry-After {retry_after:g}s)" if retry_after else ""))
 
 
-def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> float | None:
+def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
     """Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
     if not value:
         return None
@@ -65,21 +92,34 @@ class RetryPolicy:
     initial: float = 1.0
     maximum: float = 60.0
     sleep: Callable[[float], None] = time.sleep
+    progress: Callable[[str], None] = _say  # told once per retry, before its wait
 
     def retrying(self) -> tenacity.Retrying:
         backoff = tenacity.wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.initial)
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
+            # time spent so far: the clock, or the waits asked for when sleep is not real time
+            left = self.budget - max(state.seconds_since_start or 0.0, state.idle_for)
             if isinstance(exc, Transient) and exc.retry_after is not None:
+                if exc.retry_after > left:
+                    raise BuildFailed(f"GitLab asked to wait {exc.retry_after:g} s; more than the {max(left, 0):.0f} s "
+                                      f"budget left; giving up (HTTP {exc.status})")
                 return exc.retry_after
-            return backoff(state)
+            return max(0.0, min(backoff(state), left))
+
+        def announce(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            what = describe(exc) if exc is not None else "failed"
+            self.progress(f"GitLab: {mask_userinfo(what)}; retry {state.attempt_number}/{self.attempts - 1} "
+                          f"in {state.next_action.sleep:.1f} s")
 
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_retryable),
             wait=wait,
             stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.budget),
             sleep=self.sleep,
+            before_sleep=announce,
             reraise=True,
         )
 
@@ -100,7 +140,13 @@ class GitLabTarget:
     config_name: str | None = None  # python-gitlab config section, when the client comes from there
 
     def redact(self, text: str) -> str:
+        text = mask_userinfo(text)
         return text.replace(self.token, MASK) if self.token else text
+
+    @property
+    def base_url(self) -> str:
+        """The URL without credentials: what links and messages may carry."""
+        return mask_userinfo(self.url).replace(f"{MASK}@", "")
 
     def connect(self, timeout: float = 60.0) -> gitlab.Gitlab:
         session = requests.Session()
@@ -114,7 +160,7 @@ class GitLabTarget:
         return gl
 
     def project_api_path(self) -> str:
-        return f"{self.url.rstrip('/')}/api/v4/projects/{requests.utils.quote(self.project, safe='')}"
+        return f"{self.base_url.rstrip('/')}/api/v4/projects/{requests.utils.quote(self.project, safe='')}"
 
 
 def resolve_target(
@@ -134,14 +180,14 @@ def resolve_target(
         except gitlab.config.ConfigError as e:
             raise UserError(str(e).splitlines()[0], field="--gitlab") from None
         token = cfg.private_token or cfg.job_token or cfg.oauth_token or ""
-        return GitLabTarget(cfg.url, project, token, "private", config_name=gitlab_name)
+        return GitLabTarget(check_url(cfg.url, "--gitlab"), project, token, "private", config_name=gitlab_name)
     if env.get("GITLAB_PRIVATE_TOKEN"):
         url = env.get("GITLAB_URL") or env.get("CI_SERVER_URL")
         if not url:
             raise UserError("GITLAB_PRIVATE_TOKEN is set but GITLAB_URL is not", field="GITLAB_URL")
-        return GitLabTarget(url, project, env["GITLAB_PRIVATE_TOKEN"], "private")
+        return GitLabTarget(check_url(url, "GITLAB_URL" if env.get("GITLAB_URL") else "CI_SERVER_URL"), project, env["GITLAB_PRIVATE_TOKEN"], "private")
     if env.get("CI_JOB_TOKEN") and env.get("CI_SERVER_URL"):
-        return GitLabTarget(env["CI_SERVER_URL"], project, env["CI_JOB_TOKEN"], "job")
+        return GitLabTarget(check_url(env["CI_SERVER_URL"], "CI_SERVER_URL"), project, env["CI_JOB_TOKEN"], "job")
     raise UserError(
         "no GitLab credentials: set GITLAB_URL and GITLAB_PRIVATE_TOKEN, use --gitlab NAME "
         "(python-gitlab config), or run inside GitLab CI",

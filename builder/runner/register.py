@@ -1,6 +1,10 @@
 """Register a runner with GitLab (POST /user/runners, the authentication-token workflow) and
 write its config.toml on the runner. The `glrt-` token is a secret: it travels over stdin to
-config.toml (mode 0600) and is never printed, logged, passed in argv or returned."""
+config.toml (mode 0600) and is never printed, logged, passed in argv or returned.
+
+Creating a runner is not idempotent, so the POST is never retried (a lost answer would leave a
+second runner behind), and it waits at most CONNECT_TIMEOUT to connect and READ_TIMEOUT for
+the answer: an unreachable URL fails in seconds, in one line."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from .target import Target
 
 RunnerType = Literal["instance_type", "group_type", "project_type"]
 CONFIG = "/etc/gitlab-runner/config.toml"
+CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 60.0
 
 
 @dataclass(frozen=True)
@@ -50,26 +55,33 @@ def config_toml(*, url: str, name: str, runner_id: int, token: str, executor: st
 
 def create_runner(r: Registration, private_token: str) -> tuple[int, str]:
     import gitlab
+    import requests
     from gitlab.v4.objects import CurrentUserRunnerManager
 
-    gl = gitlab.Gitlab(r.url, private_token=private_token, retry_transient_errors=True)
+    from ..publish.gitlab_target import mask_userinfo
+
+    where = mask_userinfo(r.url)
+    gl = gitlab.Gitlab(r.url, private_token=private_token, retry_transient_errors=False,
+                       timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
     try:
         # gl.user.runners without the GET /user round trip gl.auth() would make first
         created = CurrentUserRunnerManager(gl).create(create_payload(r))
+    except requests.RequestException as e:
+        raise BuildFailed(f"{where}: cannot reach GitLab ({type(e).__name__})") from None
     except gitlab.GitlabAuthenticationError:
-        raise BuildFailed(f"{r.url} rejected the access token (401): check GITLAB_TOKEN") from None
+        raise BuildFailed(f"{where} rejected the access token (401): check GITLAB_TOKEN") from None
     except gitlab.GitlabCreateError as e:
         if e.response_code == 403:
-            raise BuildFailed(f"{r.url}: the token may not create {r.runner_type} runners (403 Forbidden); "
+            raise BuildFailed(f"{where}: the token may not create {r.runner_type} runners (403 Forbidden); "
                               "it needs the create_runner scope and the right role") from None
         if e.response_code == 400:
             raise UserError(f"GitLab refused the runner: {e.error_message}", field="--runner-type") from None
-        raise BuildFailed(f"{r.url}: creating the runner failed ({e.response_code}): {e.error_message}") from None
+        raise BuildFailed(f"{where}: creating the runner failed ({e.response_code}): {e.error_message}") from None
     except gitlab.GitlabError as e:
-        raise BuildFailed(f"{r.url}: {e}") from None
+        raise BuildFailed(f"{where}: {mask_userinfo(str(e))}") from None
     token = created.attributes.get("token", "")
     if not token.startswith("glrt-"):
-        raise BuildFailed(f"{r.url} answered without a glrt- authentication token")
+        raise BuildFailed(f"{where} answered without a glrt- authentication token")
     return created.attributes["id"], token
 
 

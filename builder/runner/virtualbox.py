@@ -20,9 +20,9 @@ from lxml import etree
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .. import templates
-from .target import Target
 from ..errors import BuildFailed, UserError
 from ..publish.local import sha256_file
+from .target import Target
 
 DEFAULT_EXTPACK_URL = "https://download.virtualbox.org/virtualbox"
 APT_MIRROR = "https://download.virtualbox.org/virtualbox/debian"

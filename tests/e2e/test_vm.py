@@ -124,7 +124,7 @@ def test_killed_build_leaves_nothing(sig, minimal_release, test_cache, tmp_path,
     if sig == signal.SIGKILL:
         reap()
     assert not (tmp_path / "minimal" / version).exists()
-    assert not list(test_cache.glob(f"*/.*.partial"))
+    assert not list(test_cache.glob("*/.*.partial"))
     assert subprocess.run(["pgrep", "-f", "packer build"], capture_output=True).returncode != 0
 
 

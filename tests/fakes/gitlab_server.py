@@ -3,7 +3,8 @@ status codes of the endpoints builder uses, so python-gitlab talks to it unmodif
 
 Endpoints: generic packages (PUT/GET), package listing and package files (offset pagination with
 X-Next-Page/X-Total/Link), releases (409 on an existing tag) and their asset links, pipeline
-schedules and their variables, `POST /user/runners`. Auth by PRIVATE-TOKEN or JOB-TOKEN headers.
+schedules and their variables (an owner each: only the owner may edit a schedule or its
+variables, 403 otherwise, until `POST .../take_ownership`), `POST /user/runners`. Auth by PRIVATE-TOKEN or JOB-TOKEN headers.
 Uploads are streamed to disk and hashed on the way, never held in memory.
 
 Fault injection (`server.inject(...)`): an HTTP status with optional Retry-After, a burst of them,
@@ -20,7 +21,7 @@ import socket
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -32,7 +33,7 @@ CHUNK = 1 << 20
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class HTTPError(Exception):
@@ -91,6 +92,14 @@ class FakeGitLab:
         self.job_tokens[token] = project.id
         return token
 
+    def add_schedule(self, project: Project, description: str, owner: str = "root", **kw) -> dict:
+        """A schedule as if `owner` had created it (another user, for the ownership rules)."""
+        sch = {"id": self.next_id(), "description": description, "ref": "main", "cron": "0 3 * * 1",
+               "cron_timezone": "UTC", "next_run_at": _now(), "active": True, "created_at": _now(),
+               "updated_at": _now(), "owner": _user(owner), "variables": [], **kw}
+        project.schedules[sch["id"]] = sch
+        return sch
+
     def inject(self, method: str, path_regex: str, kind: str = "status", **kw) -> Fault:
         f = Fault(method.upper(), re.compile(path_regex), kind, **kw)
         with self.lock:
@@ -142,7 +151,9 @@ class FakeGitLab:
 
 
 def _user(username: str) -> dict:
-    return {"id": 1, "username": username, "name": username, "state": "active"}
+    uid = int(hashlib.sha256(username.encode()).hexdigest()[:6], 16)
+    return {"id": uid, "username": username, "name": username, "state": "active",
+            "avatar_url": None, "web_url": f"http://gitlab.invalid/{username}"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -525,17 +536,24 @@ class _Handler(BaseHTTPRequestHandler):
                 sch = {"id": s.next_id(), "description": body["description"], "ref": body["ref"],
                        "cron": body["cron"], "cron_timezone": body.get("cron_timezone", "UTC"),
                        "next_run_at": _now(), "active": _bool(body.get("active", True)),
-                       "created_at": _now(), "updated_at": _now(), "owner": _user("root"), "variables": []}
+                       "created_at": _now(), "updated_at": _now(), "owner": _user(self._username()),
+                       "variables": []}
                 project.schedules[sch["id"]] = sch
                 return 201, self._schedule_json(sch, True), {}
             raise HTTPError(405, "405 Method Not Allowed")
         sch = project.schedules.get(int(rest[0])) if rest[0].isdigit() else None
         if sch is None:
             raise HTTPError(404, "404 Not found")
+        if rest[1:] == ["take_ownership"] and method == "POST":
+            self._drain()  # python-gitlab sends an empty JSON body
+            sch["owner"] = _user(self._username())  # any maintainer may; our tokens all are
+            sch["updated_at"] = _now()
+            return 201, self._schedule_json(sch, True), {}
         if len(rest) == 1:
             if method == "GET":
                 return 200, self._schedule_json(sch, True), {}
             if method == "PUT":
+                self._owner_only(sch)
                 body = self._update(sch, ("description", "ref", "cron", "cron_timezone"))
                 if "active" in body:
                     sch["active"] = _bool(body["active"])
@@ -545,8 +563,17 @@ class _Handler(BaseHTTPRequestHandler):
                 del project.schedules[sch["id"]]
                 return 204, None, {}
         if rest[1:2] == ["variables"]:
+            self._owner_only(sch)
             return self._schedule_variables(method, sch, rest[2:])
         raise HTTPError(404, "404 Not Found")
+
+    def _username(self) -> str:
+        return self.auth[1]["username"]
+
+    def _owner_only(self, sch: dict) -> None:
+        # GitLab: updating a schedule or its variables needs ownership (maintainers can take it)
+        if sch["owner"]["username"] != self._username():
+            raise HTTPError(403, "403 Forbidden")
 
     def _schedule_variables(self, method: str, sch: dict, rest: list[str]):
         variables = sch["variables"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from builder import runs
 from builder.fabric import iscsi, session
 from builder.fabric.validate import load
-from builder import runs
 from builder.runs import Run
 
 pytestmark = pytest.mark.root

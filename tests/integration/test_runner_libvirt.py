@@ -14,7 +14,7 @@ from tests.integration.runner_fixtures import assert_nothing_left, conn, make_sp
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
-def test_provision_and_destroy_on_real_libvirt(conn, place, tmp_path):  # noqa: F811
+def test_provision_and_destroy_on_real_libvirt(conn, place, tmp_path):
     """Define/start/idempotence/destroy with a blank base disk: seconds, no guest OS needed."""
     base = place["top"] / "blank.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "1G"], check=True)

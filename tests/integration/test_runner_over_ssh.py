@@ -27,7 +27,7 @@ PACK = "Oracle_VM_VirtualBox_Extension_Pack-7.0.20.vbox-extpack"
 
 
 @pytest.fixture(scope="module")
-def vm(conn, minimal_qcow2, tmp_path_factory):  # noqa: F811
+def vm(conn, minimal_qcow2, tmp_path_factory):
     with runner_vm(conn, minimal_qcow2, tmp_path_factory.mktemp("runner-vm")) as v:
         yield v
 

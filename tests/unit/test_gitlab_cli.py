@@ -9,8 +9,8 @@ import pytest
 
 from builder.cli import main
 from builder.publish.gitlab_target import GitLabTarget, resolve_target
-from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 from tests.fakes.gitlab_helpers import make_version
+from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from builder.errors import BuildFailed, UserError
 from builder.publish.gitlab import check_names, publish_gitlab
 from builder.publish.manifest import CaseResult, Suite
-from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 from tests.fakes.gitlab_helpers import fast_policy, make_version, target
+from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
 FILES = [
     "SHA256SUMS", "ceph-training-1.2.0.ova", "ceph-training-1.2.0.qcow2", "ceph-training-1.2.0.vmdk",

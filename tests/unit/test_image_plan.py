@@ -10,8 +10,8 @@ from builder.guest import ExecResult
 from builder.image import boottest, disk, packer, rootfs
 from builder.image.boot import Nic, VmPlan, qemu_argv
 from builder.spec import load_image
-from tests.repo import IMAGES
 from tests.goldens import assert_golden
+from tests.repo import IMAGES
 
 SPEC = load_image("minimal", IMAGES)
 

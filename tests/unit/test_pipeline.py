@@ -10,9 +10,8 @@ import yaml
 from builder import pipeline as pl
 from builder.cli import main
 from builder.errors import UserError
-from tests.repo import REPO
 from tests.goldens import assert_golden
-
+from tests.repo import REPO
 
 
 @pytest.fixture

@@ -187,9 +187,8 @@ def test_failure_midway_is_undone_by_teardown(conn, rspec, tmp_path, monkeypatch
         raise libvirt.libvirtError("define failed")
 
     monkeypatch.setattr(conn, "defineXML", boom)
-    with pytest.raises(Exception, match="define failed"):
-        with Run(root=tmp_path / "runs2") as r:
-            domain.provision(conn, rspec, r, None)
+    with pytest.raises(Exception, match="define failed"), Run(root=tmp_path / "runs2") as r:
+        domain.provision(conn, rspec, r, None)
     assert not (tmp_path / "pool" / "runner-01-seed.iso").exists()
 
 

@@ -1,6 +1,5 @@
 """The run journal and the tool runner: teardown, reaping of dead runs only, timeouts."""
 
-import json
 import os
 import subprocess
 import sys

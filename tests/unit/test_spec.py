@@ -48,7 +48,7 @@ def test_good_spec(tmp_path):
         (GOOD + "users:\n  - name: Bad Name\n    password: x\n", "users[0].name", "pattern"),
         (GOOD.replace("[p.sh.j2]", "[missing.j2]"), "provision[0]", "not found"),
         (GOOD.replace("name: demo", "name: other"), "name", "differs"),
-        (GOOD + "packages: [Not_A_Package]\n", "packages", "Debian package"),
+        (GOOD.replace("[iproute2]", "[Not_A_Package]"), "packages", "Debian package"),
         ("name: [\n", "line", "not valid YAML"),
     ],
 )

@@ -22,8 +22,6 @@ def _ports(node: ResolvedNode) -> list[_Port]:
     for lk in node.links:
         if lk.is_overlay:
             continue
-        if not lk.port:
-            raise ValueError(f"VyOS node {node.name}: link to {lk.net.name} needs a port")
         p = ports.setdefault(lk.port, _Port(lk.port))
         p.hw_id = p.hw_id or lk.hw_id
         p.mtu = max(p.mtu, lk.net.mtu)

@@ -1,13 +1,10 @@
 #!/bin/sh
 # mmdebstrap customize hook: runs on the host with the new root as $1.
+# Every value is a quoted argument: files with data are written by printf, never a heredoc.
 set -eu
 root="$1"
-echo minimal > "$root/etc/hostname"
-cat > "$root/etc/hosts" <<'HOSTS'
-127.0.0.1	localhost
-127.0.1.1	minimal
-::1	localhost ip6-localhost ip6-loopback
-HOSTS
+printf '%s\n' minimal > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' minimal > "$root/etc/hosts"
 
 # DHCP on every wired NIC: minbase has no DHCP client, systemd-networkd does it.
 cat > "$root/etc/systemd/network/80-dhcp.network" <<'NET'
@@ -31,5 +28,5 @@ UNIT
 : > "$root/etc/machine-id"
 
 chroot "$root" useradd --create-home --shell /bin/bash student
-echo student:student | chroot "$root" chpasswd
+printf '%s\n' student:student | chroot "$root" chpasswd
 chroot "$root" usermod -aG sudo student
