@@ -27,7 +27,7 @@ SCHEMA = Path(os.environ.get("BUILDER_OVF_SCHEMA", REPO.parent / "shared" / "ovf
 def test_release_is_complete_and_verifiable(minimal_release: Path):
     names = sorted(p.name for p in minimal_release.iterdir())
     assert names == ["SHA256SUMS", "junit.xml", "manifest.json", "minimal-0.1.0.ova", "minimal-0.1.0.qcow2",
-                     "minimal-0.1.0.vmdk"]
+                     "minimal-0.1.0.vmdk", "report.html"]
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
     m = json.loads((minimal_release / "manifest.json").read_text())
     assert m["name"] == "minimal" and m["version"] == "0.1.0" and m["accelerator"] in ("tcg", "kvm")
@@ -39,6 +39,9 @@ def test_release_is_complete_and_verifiable(minimal_release: Path):
     assert {"linux-image-amd64", "qemu-guest-agent", "open-iscsi"} <= set(m["packages"])
     assert set(m["stages"]) >= {"rootfs", "disk", "provision", "boot", "export"}
     assert m["tools"]["packer"].startswith("Packer v")
+    assert m["archive"]["bookworm"].startswith("sha256:") and m["content_hash"]
+    assert set(m["verdicts"]) == {"boot", "fabric"} and all(v["run_id"].startswith("bx") or not v["ran"]
+                                                            for v in m["verdicts"].values())
     sums = dict(reversed(line.split("  ")) for line in (minimal_release / "SHA256SUMS").read_text().splitlines())
     assert {f["name"]: f["sha256"] for f in m["files"]}.items() <= sums.items()
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(minimal_release / "minimal-0.1.0.qcow2")],
@@ -75,23 +78,39 @@ def test_exported_qcow2_boots_without_kernel(minimal_qcow2: Path, no_leaks):
         assert "SYSLINUX" in plan.console_log.read_text(errors="replace")
 
 
-def test_unchanged_rebuild_is_a_cache_hit_and_publishes_to_gitlab(
+def test_unchanged_rebuild_is_current_and_publishes_to_gitlab(
         minimal_release: Path, test_cache: Path, capsys, monkeypatch, gitlab_server):
-    """Rebuild with --force and --publish gitlab: every stage is reused, the release is re-placed
-    atomically, and the real python-gitlab client uploads it to the fake GitLab."""
+    """Rebuild with nothing changed: every stage is a cache hit, the version is current (exit 0, as a
+    nightly schedule needs), and --publish gitlab uploads it through the real python-gitlab client."""
     monkeypatch.setenv("GITLAB_URL", gitlab_server.url)
     monkeypatch.setenv("GITLAB_PRIVATE_TOKEN", gitlab_server.token)
     out = minimal_release.parent.parent
-    argv = ["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--force", "--json",
-            "--quiet", "--publish", "gitlab", "--project", "training/images"]
+    argv = ["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--json",
+            "--publish", "gitlab", "--project", "training/images"]
     assert main(argv) == 0
-    m = json.loads(capsys.readouterr().out)
-    assert set(m["cached_stages"]) >= {"rootfs", "disk", "provision", "boot", "fabric", "export"}
+    got = capsys.readouterr()
+    m = json.loads(got.out)
+    assert m["state"] == "current" and m["version"] == "0.1.0"
+    for stage in ("rootfs", "disk", "provision", "boot", "fabric"):
+        assert f"✓ {stage} (cached" in got.err
+    assert "is current" in got.err
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
     assert main(["publish", "minimal", "0.1.0", "--to", "gitlab", "--output", str(out),
                  "--project", "training/images", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["uploaded"] == [] and len(again["unchanged"]) == 6  # idempotent: nothing re-sent
+    assert again["uploaded"] == [] and len(again["unchanged"]) == 7  # idempotent: nothing re-sent
+
+
+def test_retest_judges_cached_images_again(minimal_release: Path, test_cache: Path, tmp_path: Path, capsys):
+    """--retest reuses the built image but boots it again: the verdicts say they ran in this build."""
+    assert main(["vm", "minimal", "--output", str(tmp_path), "--cache-dir", str(test_cache), "--retest",
+                 "--json", "--quiet"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["state"] == "published" and {"rootfs", "disk", "provision"} <= set(m["cached_stages"])
+    assert not {"boot", "fabric"} & set(m["cached_stages"])
+    assert all(v["ran"] for v in m["verdicts"].values())
+    first = json.loads((minimal_release / "manifest.json").read_text())
+    assert m["content_hash"] == first["content_hash"]
 
 
 def _start(argv: list[str], env_extra: dict) -> subprocess.Popen:

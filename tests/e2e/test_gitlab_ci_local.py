@@ -1,0 +1,72 @@
+"""The project's pipelines as GitLab would run them, under gitlab-ci-local (shell executor) in a plain
+clone: the parent pipeline's lint and generate jobs, then the generated child pipeline for
+IMAGES=minimal as a schedule, two nights in a row, against the fake GitLab. Both nights are green;
+the second finds the content unchanged and uploads nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
+from tests.repo import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+GCL = REPO / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
+
+
+def gcl(clone: Path, *args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(GCL), "--no-color", *args], cwd=clone, capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    print(r.stdout[-6000:], r.stderr[-2000:])
+    return r
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    if not GCL.exists():
+        pytest.skip("gitlab-ci-local is not installed (ci/test.sh installs it into .tools/)")
+    d = tmp_path_factory.mktemp("gcl") / "images"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(d)], check=True)
+    # gitlab-ci-local derives CI_PROJECT_* from a parseable origin
+    subprocess.run(["git", "-C", str(d), "remote", "set-url", "origin", "https://gitlab.example.com/training/images.git"],
+                   check=True)
+    return d
+
+
+def test_parent_pipeline_lint_and_generate_pass_in_a_plain_clone(clone: Path):
+    r = gcl(clone, "lint", "generate", env={"IMAGES": "minimal"})
+    assert r.returncode == 0 and "PASS  lint" in r.stdout and "PASS  generate" in r.stdout
+    child = yaml.safe_load((clone / "child-pipeline.yml").read_text())
+    assert set(child) == {"stages", "build:minimal", "publish:minimal"}
+
+
+def test_child_pipeline_is_green_two_nights_in_a_row(clone: Path, minimal_release: Path, test_cache: Path,
+                                                      gitlab_server):
+    """`minimal_release` warmed the stage cache the runner keeps; the child jobs share nothing else."""
+    subprocess.run([str(clone / ".venv/bin/builder"), "pipeline", "generate", "-o", "child.yml"], cwd=clone,
+                   env={**os.environ, "IMAGES": "minimal"}, check=True)
+    variables = {"CI_PIPELINE_SOURCE": "schedule", "GITLAB_URL": gitlab_server.url,
+                 "GITLAB_PRIVATE_TOKEN": gitlab_server.token, "CI_PROJECT_ID": str(gitlab_server.project.id),
+                 "BUILDER_CACHE": str(test_cache)}
+    argv = ["--file", "child.yml", *(a for k, v in variables.items() for a in ("--variable", f"{k}={v}"))]
+
+    night1 = gcl(clone, *argv)
+    assert night1.returncode == 0 and "PASS  build:minimal" in night1.stdout and "PASS  publish:minimal" in night1.stdout
+    project = gitlab_server.project
+    assert "minimal-0.1.0" in project.releases
+    names = {f["file_name"] for files in project.files.values() for f in files}
+    assert {"minimal-0.1.0.qcow2", "minimal-0.1.0.ova", "manifest.json", "SHA256SUMS", "junit.xml"} <= names
+    assert (clone / "reports" / "minimal" / "junit.xml").is_file()
+
+    puts = sum(1 for m, _ in gitlab_server.requests if m == "PUT")
+    night2 = gcl(clone, *argv)
+    assert night2.returncode == 0 and "PASS  build:minimal" in night2.stdout and "PASS  publish:minimal" in night2.stdout
+    assert "is current" in night2.stdout
+    assert sum(1 for m, _ in gitlab_server.requests if m == "PUT") == puts  # nothing uploaded again
+    assert list(project.releases) == ["minimal-0.1.0"]
