@@ -1,4 +1,4 @@
-"""Two kinds of failure, mapped to the CLI's exit codes (DESIGN §4)."""
+"""Two kinds of failure, mapped to the CLI's exit codes (docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The test channel into a guest: qemu-guest-agent over virtio-serial.
 
-The getty on ttyS0 hangs up scripts that talk over the serial console (DESIGN §3), so tests use
+The getty on ttyS0 hangs up scripts that talk over the serial console (docs/design.md §6), so tests use
 the guest agent's own virtio-serial port instead: `guest-sync` answering is the readiness marker,
 `guest-exec` runs checks and returns exit code and output, `guest-shutdown` powers off.
 """

@@ -246,7 +246,7 @@ def wait_ssh(address: str, timeout: float, port: int = 22) -> None:
 
 def virt_flag_for(accel: str, cpu_flag: str | None, kvm_usable) -> str | None:
     """Which CPU flag to require (nested KVM) or None for TCG. kvm_usable is only called for
-    'auto': it boots a guest, because /dev/kvm existing proves nothing (DESIGN §3)."""
+    'auto': it boots a guest, because /dev/kvm existing proves nothing (docs/design.md §6)."""
     if accel == "tcg":
         return None
     if accel == "kvm":
