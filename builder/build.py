@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import inspect
 import json
 import shutil
 import socket
@@ -36,15 +37,18 @@ from .spec import ImageSpec
 from .templates import PACKAGE_TEMPLATES
 
 PACKAGE = Path(__file__).parent
-# Source files (globs relative to builder/) whose content shapes each stage's output.
+# Source files (globs relative to builder/) whose content shapes each stage's output, and the
+# methods of Build that run the stage (their source is hashed, not all of this module's).
 CODE = {
-    "rootfs": ("build.py", "image/rootfs.py", "image/archive.py", "templates/image/customize.sh.j2"),
-    "disk": ("build.py", "image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
-    "provision": ("build.py", "image/packer.py", "proc.py", "templates/image/packer.pkr.hcl.j2"),
-    "boot": ("build.py", "image/boot.py", "image/boottest.py", "guest.py"),
-    "fabric": ("build.py", "image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
-    "export": ("build.py", "image/export.py", "image/ovf.py", "templates/ovf/*"),
+    "rootfs": ("image/rootfs.py", "image/archive.py", "templates/image/customize.sh.j2"),
+    "disk": ("image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
+    "provision": ("image/packer.py", "proc.py", "templates/image/packer.pkr.hcl.j2"),
+    "boot": ("image/boot.py", "image/boottest.py", "guest.py"),
+    "fabric": ("image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
+    "export": ("image/export.py", "image/ovf.py", "templates/ovf/*"),
 }
+METHODS = {"rootfs": ("rootfs",), "disk": ("disk", "_install_boot"), "provision": ("provision",),
+           "boot": ("boot_test",), "fabric": ("fabric_test",), "export": ("export", "_export_stage")}
 TEST_STAGES = ("boot", "fabric")
 
 
@@ -54,6 +58,10 @@ def code_digest(globs: tuple[str, ...]) -> str:
     for path in sorted({p for g in globs for p in PACKAGE.glob(g) if p.is_file()}):
         h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def method_digest(names: tuple[str, ...]) -> str:
+    return hashlib.sha256("".join(inspect.getsource(getattr(Build, n)) for n in names).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class Build:
 
     # -- the stage contract ---------------------------------------------------------------
     def _keys(self, st: Stage) -> tuple[str, str, dict[str, Any]]:
-        inputs = {**st.inputs, "code": code_digest(CODE[st.name])}
+        inputs = {**st.inputs, "code": code_digest(CODE[st.name]), "method": method_digest(METHODS[st.name])}
         if st.after:
             inputs[st.after] = self.out.keys[st.after]
         recipe_inputs = {k: v for k, v in inputs.items() if k not in st.volatile}
@@ -146,7 +154,7 @@ class Build:
         return hit
 
     def _provenance(self) -> dict[str, str]:
-        return {"run_id": self.run.id, "host": socket.gethostname(), "accelerator": self.out.accelerator,
+        return {"run_id": self.run.tag, "host": socket.gethostname(), "accelerator": self.out.accelerator,
                 "at": timestamp()}
 
     def _verdict(self, name: str, entry: Path) -> Suite:
