@@ -62,7 +62,7 @@ def plan(topo: Topology) -> IscsiPlan | None:
         initiator_iqn=sc.initiator.iqn or f"{IQN_AUTHORITY}:{topo.fabric.name}.{ini.name}",
         portals=tuple(str(a) for a in sc.target.portals),
         segments=segs,
-        devices=tuple(ini.link(s).device for s in segs),
+        devices=tuple(ini.attached(s).device for s in segs),
         sysctls=tuple(sc.initiator.sysctls.items()),
         lun_mib=sc.target.lun_size_mib,
     )
@@ -125,7 +125,8 @@ def serve(fab, p: IscsiPlan) -> Path:
 
 def initiator_script(p: IscsiPlan) -> str:
     """Sysctls on the storage NICs, the initiator's name, multipath.conf, daemons restarted."""
-    return templates.render("fabric/iscsi-initiator.sh.j2", p=p, multipath_conf=templates.render("fabric/multipath.conf.j2"))
+    multipath_conf = templates.render("fabric/multipath.conf.j2")
+    return templates.render("fabric/iscsi-initiator.sh.j2", p=p, multipath_conf=multipath_conf)
 
 
 def discovery_argv(portal: str) -> list[str]:
@@ -198,7 +199,7 @@ def parse_multipath(text: str) -> list[MpMap]:
     maps: list[tuple[str, str, str, list[MpPath]]] = []
     for line in text.splitlines():
         if m := _MAP.match(line):
-            maps.append((*m.groups(), []))
+            maps.append((m.group(1), m.group(2), m.group(3), []))
         elif (m := _PATH.search(line)) and maps:
             maps[-1][3].append(MpPath(*m.groups()))
     return [MpMap(n, w, d, tuple(ps)) for n, w, d, ps in maps]

@@ -13,13 +13,14 @@ import json
 import math
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BuildFailed
 from ..runs import Run, _proc_start_time
-from .model import BRIDGE_MAX_PORTS
+from .model import BRIDGE_MAX_PORTS, Overlay
 from .render import radvd
 from .render.iproute2 import node_plan
 from .validate import ResolvedNode, Topology
@@ -119,16 +120,17 @@ def plan_host(topo: Topology, tag: str, limit: int = BRIDGE_MAX_PORTS) -> HostPl
         for j in range(1, len(sizes)):
             plan.joins.append((_name(tag, f"j{k}s{j}a"), names[0], _name(tag, f"j{k}s{j}b"), names[j], seg.mtu))
         it = iter(members)
-        for br, size in zip(names, sizes):
+        for br, size in zip(names, sizes, strict=True):
             for _ in range(size):
                 node, lk = next(it)
                 li = node.links.index(lk)
                 if node.kind == "netns":
                     host = _name(tag, f"v{index[node.name]}i{li}")
-                    plan.ports.append(Port(host, br, node.name, lk.device, seg.mtu, plan.netns[node.name], seg.name, li))
+                    port = Port(host, br, node.name, lk.device, seg.mtu, plan.netns[node.name], seg.name, li)
                 else:
                     host = _name(tag, f"t{index[node.name]}i{li}")
-                    plan.ports.append(Port(host, br, node.name, seg.name, seg.mtu, None, seg.name, li))
+                    port = Port(host, br, node.name, seg.name, seg.mtu, None, seg.name, li)
+                plan.ports.append(port)
     return plan
 
 
@@ -137,7 +139,8 @@ def node_script(node: ResolvedNode) -> str:
     lines = ["link set lo up"]
     # no IPv6 on a link: no link-local either, else every namespace's DAD/MLD/RS chatter floods
     # every port of a 2000-port segment and starves ARP
-    lines += [f"link set dev {lk.device} addrgenmode none" for lk in node.links if not lk.is_overlay and not lk.ipv6]
+    lines += [f"link set dev {lk.device} addrgenmode none"
+              for lk in node.links if not lk.is_overlay and not lk.ipv6]
     for argv in node_plan(node, vlan_devices=False, nodad=True):
         args = [a for a in argv[1:3] if a not in ("-4", "-6")] + argv[3:]
         lines.append(" ".join(args))
@@ -153,9 +156,9 @@ def node_sysctls(topo: Topology, node: ResolvedNode) -> list[str]:
     if node.role == "router":
         out += ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
     for lk in node.links:
-        if lk.is_overlay and lk.net.arp_accept:
+        if isinstance(lk.net, Overlay) and lk.net.arp_accept:
             out.append(f"net.ipv4.conf.{lk.device}.arp_accept=1")
-        if lk.is_overlay and lk.net.arp_announce:
+        if isinstance(lk.net, Overlay) and lk.net.arp_announce:
             out.append(f"net.ipv4.conf.{lk.device}.arp_announce=2")
     return out
 
@@ -179,7 +182,7 @@ def _sysctl(ns: str, settings: list[str]) -> None:
         raise BuildFailed(f"sysctl in {ns} failed: {p.stderr.strip()}")
 
 
-def netns_exec(ns: str):
+def netns_exec(ns: str) -> Callable[[list[str], float], tuple[int, str, str]]:
     """An executor running argv inside a namespace: (argv, timeout) -> (rc, stdout, stderr)."""
 
     def run(argv: list[str], timeout: float = 30) -> tuple[int, str, str]:
@@ -192,7 +195,8 @@ def netns_exec(ns: str):
     return run
 
 
-def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *, signals: tuple[str, ...] | None = None) -> subprocess.Popen:
+def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *,
+             signals: tuple[str, ...] | None = None) -> subprocess.Popen[bytes]:
     """Start a long-lived process inside a namespace, journaled in `run` for teardown."""
     with open(log, "ab") as out:
         p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=subprocess.STDOUT,
@@ -211,10 +215,11 @@ class Fabric:
     plan: HostPlan
     timings: dict[str, float] = field(default_factory=dict)
 
-    def exec(self, node: str):
+    def exec(self, node: str) -> Callable[[list[str], float], tuple[int, str, str]]:
         return netns_exec(self.plan.netns[node])
 
-    def spawn(self, node: str, argv: list[str], log: Path, *, signals: tuple[str, ...] | None = None) -> subprocess.Popen:
+    def spawn(self, node: str, argv: list[str], log: Path, *,
+              signals: tuple[str, ...] | None = None) -> subprocess.Popen[bytes]:
         return spawn_in(self.run, self.plan.netns[node], argv, log, signals=signals)
 
     def link_set(self, node: str, segment: str, up: bool) -> None:
