@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildFailed
-from .runs import Run, _proc_start_time
+from .runs import Run, proc_start_time
 
 # (tool, start, end) of every external tool run in this process, for the overhead benchmark;
 # spans may overlap (two conversions run side by side), so measure their union.
@@ -91,7 +91,7 @@ def run(
     )
     rec = None
     if run_ctx is not None:
-        rec = run_ctx.record("process", pid=p.pid, start=_proc_start_time(p.pid), group=True)
+        rec = run_ctx.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True)
     stdout = p.stdout
     assert stdout is not None  # stdout=PIPE
     if stdin_data is not None:

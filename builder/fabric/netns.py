@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BuildFailed
-from ..runs import Run, _proc_start_time
+from ..runs import Run, hold_sysctl, proc_start_time
 from .model import BRIDGE_MAX_PORTS, Overlay
 from .render import radvd
 from .render.iproute2 import node_plan
@@ -202,7 +202,7 @@ def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *,
         p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     extra = {"signals": list(signals)} if signals else {}
-    run.record("process", pid=p.pid, start=_proc_start_time(p.pid), group=True, **extra)
+    run.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True, **extra)
     return p
 
 
@@ -238,18 +238,13 @@ class Fabric:
         }
 
 
-BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
-
-
 def _backlog_for(topo: Topology, run: Run) -> None:
     """A broadcast on a bridge is queued to every veth peer in one go, through the per-CPU
     backlog (netdev_max_backlog, 1000 by default): on a larger segment the tail of the flood,
-    ARP included, is dropped. Raise it for the run; the journal puts the old value back."""
+    ARP included, is dropped. Raise it while the run lives; the last large fabric down puts
+    the original value back (hold_sysctl), not one that another live fabric raised."""
     need = max((len(topo.ports(s.name)) for s in topo.fabric.segments), default=0) + 1024
-    old = BACKLOG.read_text().strip()
-    if int(old) < need:
-        run.record("sysctl", key="net.core.netdev_max_backlog", old=old)
-        BACKLOG.write_text(str(need))
+    hold_sysctl(run, "net.core.netdev_max_backlog", need)
 
 
 def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int = 4) -> Fabric:
