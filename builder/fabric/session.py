@@ -23,9 +23,10 @@ STATE = "fabric.json"
 def up(topo: Topology, run: Run) -> netns.Fabric:
     fab = netns.up(topo, run)
     target = iscsi.plan(topo)
+    state = {**fab.describe(), "file": _key(topo.source)}
     if target is not None and topo.node(target.target_node).kind == "netns":
-        iscsi.serve(fab, target)
-    (run.dir / STATE).write_text(json.dumps({**fab.describe(), "file": _key(topo.source)}))
+        state["tgtd_control_port"] = iscsi.serve(fab, target)
+    (run.dir / STATE).write_text(json.dumps(state))
     return fab
 
 
