@@ -145,9 +145,6 @@ class GuestAgent:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def sh(self, script: str, timeout: float = 60) -> ExecResult:
-        return self.exec(["/bin/sh", "-c", script], timeout=timeout)
-
     def poweroff(self) -> None:
         # Not guest-shutdown: the agent runs `shutdown -P +0`, which needs logind over D-Bus and
         # fails on images without dbus. systemctl talks to PID 1 directly.

@@ -128,7 +128,7 @@ def render_report(manifest: Manifest, *, fabric_svg: str | None, previous: Manif
     for name, suite in m.tests.items():
         cases = [{"name": c.name, "passed": c.passed, "seconds": duration(c.seconds), "evidence": _evidence(c.evidence)}
                  for c in suite.cases]  # fmt: skip
-        suites.append({"name": name, "passed": suite.passed, "skipped": suite.skipped_reason, "cases": cases,
+        suites.append({"name": name, "passed": suite.passed, "cases": cases,
                        "failed": sum(not c["passed"] for c in cases)})  # fmt: skip
     failures = [(s["name"], c) for s in suites for c in s["cases"] if not c["passed"]]
     verdict = "passed" if m.all_passed else ("failed" if m.tests else "untested")

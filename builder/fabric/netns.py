@@ -9,7 +9,6 @@ record each so teardown and reaping stay a couple of `ip -batch` calls even at 2
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import time
@@ -282,8 +281,3 @@ def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int 
                       run.dir / f"radvd-{node.name}.log", signals=("SIGKILL",))  # fmt: skip
     fab.timings["up"] = time.monotonic() - t0
     return fab
-
-
-def link_state(ns: str | None = None) -> list[dict]:
-    argv = ["ip"] + (["-n", ns] if ns else []) + ["-j", "link", "show"]
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]")
