@@ -87,7 +87,7 @@ def test_quote_keeps_a_trailing_backslash_inside_the_string():
 HOSTILE = 'evil"} x -> y [label="pwn"] {\\\nnext <b>&amp;</b> \' ]>'
 
 
-def _fabric(name: str, text: str):
+def unvalidated_fabric(name: str, text: str):
     """A fabric whose names and free text are `name`/`text`: built without validation, as if
     the patterns on names were ever loosened; descriptions are free text even today."""
     seg = Segment.model_construct(name=f"{name}s", vlan=7, mtu=1500, ipv4=None, ipv6=None, description=text, shard=False)
@@ -106,7 +106,7 @@ def _skeleton(dot: str) -> list[str]:
 
 
 def test_hostile_names_cannot_change_the_structure():
-    benign, hostile = fabric_dot(_fabric("n", "plain")), fabric_dot(_fabric(HOSTILE, HOSTILE))
+    benign, hostile = fabric_dot(unvalidated_fabric("n", "plain")), fabric_dot(unvalidated_fabric(HOSTILE, HOSTILE))
     assert _skeleton(hostile) == _skeleton(benign)
     assert "&lt;b&gt;&amp;amp;&lt;/b&gt;" in hostile  # inside HTML-like labels, escaped as XML
     html_labels = "".join(re.findall(r"label=<.*>\]$", hostile, flags=re.MULTILINE))
