@@ -37,7 +37,8 @@ def main() -> None:
         server.stop()
     total = 3 * size  # qcow2, vmdk, ova
     print(f"uploaded {total} MiB in {dt:.1f} s ({total / dt:.0f} MiB/s incl. verify + server hashing)")
-    print(f"peak RSS {rss1 // 1024} MiB (before publish {rss0 // 1024} MiB); ratio peak/file size {rss1 / 1024 / size:.3f}")
+    print(f"peak RSS {rss1 // 1024} MiB (before publish {rss0 // 1024} MiB); "
+          f"ratio peak/file size {rss1 / 1024 / size:.3f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import BuildFailed
 
@@ -32,6 +33,11 @@ class ExecResult:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+
+def _decoded(status: dict, key: str) -> str:
+    """A guest-exec-status output field: base64 in the reply, text for us."""
+    return base64.b64decode(status.get(key, "")).decode("utf-8", "replace")
 
 
 class GuestAgent:
@@ -57,7 +63,7 @@ class GuestAgent:
             self.sock, self.buf = s, b""
             token = random.randrange(1, 2**31)
             # the 0xFF byte makes the agent drop any half-read request
-            self.sock.sendall(b"\xff")
+            s.sendall(b"\xff")
             self._send({"execute": "guest-sync-delimited", "arguments": {"id": token}})
             deadline = time.monotonic() + timeout
             while self._recv(deadline).get("return") != token:
@@ -67,16 +73,22 @@ class GuestAgent:
             self.sock = None
             raise
 
+    def _channel(self) -> socket.socket:
+        if self.sock is None:
+            raise ConnectionError("guest agent not connected")
+        return self.sock
+
     def _send(self, msg: dict) -> None:
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        self._channel().sendall(json.dumps(msg).encode() + b"\n")
 
     def _recv(self, deadline: float) -> dict:
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("guest agent did not answer")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
+            sock = self._channel()
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
             if not chunk:
                 raise ConnectionError("guest agent socket closed")
             self.buf += chunk
@@ -100,8 +112,9 @@ class GuestAgent:
                 time.sleep(0.5)
         raise GuestError(f"guest agent not ready after {timeout:.0f} s")
 
-    def call(self, command: str, arguments: dict | None = None, timeout: float = 30) -> object:
-        msg = {"execute": command}
+    def call(self, command: str, arguments: dict | None = None, timeout: float = 30) -> Any:
+        """The command's `return` value: whatever JSON the agent answers."""
+        msg: dict[str, object] = {"execute": command}
         if arguments is not None:
             msg["arguments"] = arguments
         with self.lock:
@@ -126,15 +139,11 @@ class GuestAgent:
         while True:
             st = self.call("guest-exec-status", {"pid": pid})
             if st.get("exited"):
-                dec = lambda k: base64.b64decode(st.get(k, "")).decode("utf-8", "replace")  # noqa: E731
-                return ExecResult(st.get("exitcode", -1), dec("out-data"), dec("err-data"))
+                return ExecResult(st.get("exitcode", -1), _decoded(st, "out-data"), _decoded(st, "err-data"))
             if time.monotonic() > deadline:
                 raise GuestError(f"{' '.join(argv)} did not finish in {timeout:.0f} s")
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-
-    def sh(self, script: str, timeout: float = 60) -> ExecResult:
-        return self.exec(["/bin/sh", "-c", script], timeout=timeout)
 
     def poweroff(self) -> None:
         # Not guest-shutdown: the agent runs `shutdown -P +0`, which needs logind over D-Bus and

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildFailed
-from .runs import Run, _proc_start_time
+from .runs import Run, proc_start_time
 
 # (tool, start, end) of every external tool run in this process, for the overhead benchmark;
 # spans may overlap (two conversions run side by side), so measure their union.
@@ -78,10 +78,10 @@ def run(
     what: str | None = None,
 ) -> Result:
     """Run argv in its own process group; stream merged stdout/stderr lines to on_line."""
-    argv = [str(a) for a in argv]
+    args = [str(a) for a in argv]
     t0 = time.monotonic()
     p = subprocess.Popen(
-        argv,
+        args,
         stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -91,24 +91,27 @@ def run(
     )
     rec = None
     if run_ctx is not None:
-        rec = run_ctx.record("process", pid=p.pid, start=_proc_start_time(p.pid), group=True)
+        rec = run_ctx.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True)
+    stdout = p.stdout
+    assert stdout is not None  # stdout=PIPE
     if stdin_data is not None:
+        assert p.stdin is not None  # stdin=PIPE
         p.stdin.write(stdin_data)
         p.stdin.close()
     lines: list[str] = []
     buf = b""
     sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
+    sel.register(stdout, selectors.EVENT_READ)
     deadline = None if timeout is None else t0 + timeout
     try:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 _kill_group(p)
-                raise ToolTimeout(f"{what or Path(argv[0]).name} timed out after {timeout:.0f} s")
+                raise ToolTimeout(f"{what or Path(args[0]).name} timed out after {timeout:.0f} s")
             if not sel.select(timeout=left):
                 continue
-            chunk = os.read(p.stdout.fileno(), 65536)
+            chunk = os.read(stdout.fileno(), 65536)
             if not chunk:
                 break
             buf += chunk
@@ -128,12 +131,12 @@ def run(
         raise
     finally:
         sel.close()
-        p.stdout.close()
+        stdout.close()
         seconds = time.monotonic() - t0
-        TOOL_SPANS.append((Path(argv[0]).name, t0, t0 + seconds))
+        TOOL_SPANS.append((Path(args[0]).name, t0, t0 + seconds))
         if rec is not None and run_ctx is not None:
             run_ctx.release(rec)  # already exited; release only forgets it
-    res = Result(argv, p.returncode, "\n".join(lines), seconds)
+    res = Result(args, p.returncode, "\n".join(lines), seconds)
     if check and p.returncode != 0:
         raise ToolFailed(res, what)
     return res

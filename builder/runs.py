@@ -10,6 +10,8 @@ process is gone. Live runs are left alone: a run is dead when its pid is gone or
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -17,15 +19,17 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN_ROOT = Path(os.environ.get("BUILDER_RUN_DIR", "/run/builder"))
 PREFIX = "bx"  # every host object name starts with PREFIX + run id: `bx3fa9c1...`
+PROC_SYS = Path("/proc/sys")
 
 
-def _proc_start_time(pid: int) -> str | None:
+def proc_start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot): with the pid, it names one process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -34,8 +38,12 @@ def _proc_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+# image/boot.py still imports the old private name; drop this once it uses proc_start_time
+_proc_start_time = proc_start_time
+
+
 def _alive(pid: int, start: str | None) -> bool:
-    now = _proc_start_time(pid)
+    now = proc_start_time(pid)
     return now is not None and (start is None or now == start) and not _zombie(pid)
 
 
@@ -109,12 +117,66 @@ def _undo_libvirt_domain(rec: dict) -> None:
         conn.close()
 
 
+def _sysctl_file(key: str, proc_sys: Path) -> Path:
+    return proc_sys / key.replace(".", "/")
+
+
+@contextlib.contextmanager
+def _sysctl_holds(root: Path, key: str) -> Iterator[dict]:
+    """The shared record of a raised sysctl, {"original": ..., "holders": [run ids]}, under an
+    exclusive lock on the run root itself (a lock file would outlive its last holder); written
+    back, or removed once nobody holds it, on the way out."""
+    root.mkdir(parents=True, exist_ok=True)
+    state = root / f".sysctl-{key}.json"
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            holds = json.loads(state.read_text())
+        except (OSError, ValueError):
+            holds = {"holders": []}
+        yield holds
+        if holds["holders"]:
+            tmp = state.with_suffix(".new")
+            tmp.write_text(json.dumps(holds))
+            tmp.rename(state)
+        else:
+            state.unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def hold_sysctl(run: Run, key: str, at_least: int, *, proc_sys: Path = PROC_SYS) -> None:
+    """Raise an integer sysctl to at least `at_least` while `run` lives. Runs that overlap share
+    one record under the run root: the first holder keeps the original value, the last to let
+    go (teardown, or the reaper after a SIGKILL) puts it back. A run restoring what it saw
+    would hand another live run's raised value back to it, or drop it under that run."""
+    run.record("sysctl-hold", key=key, run=run.id, root=str(run.root), proc_sys=str(proc_sys))
+    path = _sysctl_file(key, proc_sys)
+    with _sysctl_holds(run.root, key) as holds:
+        current = path.read_text().strip()
+        if not holds["holders"]:
+            holds["original"] = current
+        holds["holders"].append(run.id)
+        if int(current) < at_least:
+            path.write_text(str(at_least))
+
+
+def _release_sysctl(rec: dict) -> None:
+    root = Path(rec["root"])
+    with _sysctl_holds(root, rec["key"]) as holds:
+        # a holder whose run directory is gone was undone without us: it holds nothing
+        holds["holders"] = [h for h in holds["holders"] if h != rec["run"] and (root / h).is_dir()]
+        if not holds["holders"] and "original" in holds:
+            _sysctl_file(rec["key"], Path(rec["proc_sys"])).write_text(holds["original"])
+
+
 UNDO: dict[str, Callable[[dict], None]] = {
     "process": _kill_process,
     "path": _remove_path,
     "netns": lambda r: _quiet(["ip", "netns", "del", r["name"]]),
     "link": _undo_link,
-    "sysctl": lambda r: Path("/proc/sys", r["key"].replace(".", "/")).write_text(r["old"]),
+    "sysctl-hold": _release_sysctl,
     "netns-set": lambda r: _batch_del("netns", r["names"]),
     "link-set": lambda r: _batch_del("link", r["names"]),
     "mount": lambda r: _quiet(["umount", "-l", r["path"]]),
@@ -152,7 +214,7 @@ class Run:
         # the directory appears with its owner already named, so no reaper ever sees it ownerless
         tmp = self.root / f".{self.id}.new"
         tmp.mkdir(parents=True)
-        (tmp / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())}))
+        (tmp / "owner.json").write_text(json.dumps({"pid": os.getpid(), "start": proc_start_time(os.getpid())}))
         os.rename(tmp, self.dir)
         return self
 
@@ -169,12 +231,10 @@ class Run:
     def release(self, rec: dict) -> None:
         """Undo one recorded object now (e.g. a finished stage's mount) and forget it."""
         with self._lock:
-            for i, (kind, r) in enumerate(self._undo):
-                if r is rec:
-                    del self._undo[i]
-                    break
-            else:
+            i = next((i for i, (_, r) in enumerate(self._undo) if r is rec), None)
+            if i is None:
                 return
+            kind, _ = self._undo.pop(i)
         UNDO[kind](rec)
         self._rewrite_journal()
 
@@ -196,10 +256,8 @@ class Run:
                 if not self._undo:
                     break
                 kind, rec = self._undo.pop()
-            try:
+            with contextlib.suppress(Exception):  # teardown must go on; the reaper retries leftovers
                 UNDO[kind](rec)
-            except Exception:  # teardown must go on; the reaper retries leftovers
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Run:
@@ -227,10 +285,8 @@ def _raise_interrupt(signum, _frame):
 def _undo_journal(path: Path) -> None:
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for rec in reversed(recs):
-        try:
+        with contextlib.suppress(Exception):  # undo what can be undone; an unknown kind is skipped
             UNDO[rec.pop("kind")](rec)
-        except Exception:
-            pass
 
 
 def _sweep_named_leftovers(dead: set[str]) -> None:

@@ -11,6 +11,7 @@ import re
 import shlex
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import jinja2
 from jinja2.exceptions import SecurityError
@@ -35,7 +36,13 @@ def _vyos(value) -> str:
     return text if re.fullmatch(r"[A-Za-z0-9._:/+-]+", text) else f'"{text}"'
 
 
-def _configure(env: jinja2.Environment) -> jinja2.Environment:
+Env = TypeVar("Env", bound=jinja2.Environment)
+
+
+def _new(cls: type[Env], loader: jinja2.BaseLoader | None = None) -> Env:
+    """Every environment, sandboxed or not, with the same options and filters."""
+    env = cls(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+              lstrip_blocks=True, autoescape=False)
     env.filters["hcl"] = _hcl
     env.filters["vyos"] = _vyos
     env.filters["shquote"] = lambda v: shlex.quote(str(v))
@@ -59,10 +66,6 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-_OPTIONS = {"undefined": jinja2.StrictUndefined, "keep_trailing_newline": True, "trim_blocks": True,
-            "lstrip_blocks": True, "autoescape": False}
-
-
 @cache
 def environment(*extra_dirs: str) -> jinja2.Environment:
     """Templates resolve first in extra_dirs (an image's own folder), then in builder/templates.
@@ -72,13 +75,13 @@ def environment(*extra_dirs: str) -> jinja2.Environment:
     builder's own templates are code and render unsandboxed."""
     cls = _Sandbox if extra_dirs else jinja2.Environment
     loader = jinja2.FileSystemLoader([*extra_dirs, str(PACKAGE_TEMPLATES)])
-    return _configure(cls(loader=loader, **_OPTIONS))
+    return _new(cls, loader)
 
 
 @cache
 def sandboxed() -> SandboxedEnvironment:
     """For template strings taken from an image spec (boot checks)."""
-    return _configure(_Sandbox(**_OPTIONS))
+    return _new(_Sandbox)
 
 
 def render(name: str, *extra_dirs: str | Path, **context) -> str:

@@ -134,7 +134,8 @@ def _detach(fabric: Path, as_json: bool) -> None:
                 err.print(f"fabric up in the background (run {st[0]['run']}, pid {p.pid})")
             return
         time.sleep(0.05)
-    raise BuildFailed(f"fabric up exited {p.returncode}: {p.stderr.read().decode().strip()}")
+    _, stderr = p.communicate()
+    raise BuildFailed(f"fabric up exited {p.returncode}: {stderr.decode().strip()}")
 
 
 @group.command(

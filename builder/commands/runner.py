@@ -32,7 +32,8 @@ def _target_options(f):
 
 # user@host for ssh's argv: a user name, then a host name, IPv4 or IPv6 address; never a leading
 # `-` (ssh would read `-oProxyCommand=...` as an option and run it)
-SSH_DEST = re.compile(r"^([a-z_][a-z0-9_.-]{0,31}@)?([A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45})\Z")
+SSH_DEST = re.compile(r"^([a-z_][a-z0-9_.-]{0,31}@)?"
+                      r"([A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45})\Z")
 
 
 def _target(host: str | None, local: bool, ssh_config: Path | None):
@@ -58,7 +59,8 @@ Examples:
   builder runner provision ci/runners/runner-01.yaml
   builder runner list --json
   builder runner install-virtualbox --host builder@192.0.2.10
-  GITLAB_TOKEN=... builder runner register --local --url https://gitlab.example.com --runner-type group_type --group-id 42
+  GITLAB_TOKEN=... builder runner register --local --url https://gitlab.example.com \\
+      --runner-type group_type --group-id 42
   builder runner destroy runner-01""")
 def group() -> None:
     """GitLab runner VMs: provision with libvirt, VirtualBox + extension pack, registration."""
@@ -86,7 +88,8 @@ def provision(spec: Path, uri: str, wait: bool, timeout: int, as_json: bool) -> 
         if wait:
             result["address"] = domain.wait_address(conn, s.name, timeout)
             domain.wait_ssh(result["address"], timeout)
-    _report(result, as_json, f"runner {s.name}: {'created' if result['created'] else 'already there'} ({result['accel']})")
+    state = "created" if result["created"] else "already there"
+    _report(result, as_json, f"runner {s.name}: {state} ({result['accel']})")
 
 
 def _kvm_usable() -> bool:

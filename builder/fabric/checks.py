@@ -3,6 +3,10 @@
 Checks talk to nodes only through executors, `(argv, timeout) -> (rc, stdout, stderr)`, so the
 same code runs against a namespace (`ip netns exec`) or a VM's guest agent. Processes that must
 outlive one call (the AnyIP TCP service) go through `spawn`, which journals them.
+
+Every random choice (the members a large fabric samples, AnyIP probe addresses, ports, pattern
+seeds) comes from the context's own generator, seeded from the fabric by default: the same
+fabric is checked the same way every time, so a failure reproduces.
 """
 
 from __future__ import annotations
@@ -12,16 +16,20 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from ..publish.manifest import CaseResult
+from .model import Overlay
 from .probes import RA_PROBE, TCP_CLIENT, TCP_SERVER
 from .validate import Link, ResolvedNode, Topology
 
 Executor = Callable[[list[str], float], tuple[int, str, str]]
 Spawn = Callable[[str, list[str]], object]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass
@@ -32,7 +40,16 @@ class Context:
     sample: int = 8  # members per overlay to ping from (a 2000-node fabric samples)
     # take a node's port on a segment down/up on the host (a pulled cable), for failover checks
     link_set: Callable[[str, str, bool], None] | None = None
-    rng: random.Random = random.Random()
+    seed: int | str | None = None  # default: the fabric's name (fabric_seed)
+    rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # one generator per context: no other user of `random` shifts this fabric's choices
+        self.rng = random.Random(fabric_seed(self.topo) if self.seed is None else self.seed)
+
+
+def fabric_seed(topo: Topology) -> str:
+    return f"fabric:{topo.fabric.name}"
 
 
 Case = tuple[str, Callable[[], str]]  # (name, fn returning evidence or raising CheckFailed)
@@ -58,7 +75,8 @@ def _sh(ctx: Context, node: str, argv: list[str], timeout: float = 15) -> tuple[
     return rc, f"$ {' '.join(argv)}\n{out}{err}".rstrip()
 
 
-def _ping(ctx: Context, node: str, addr, *, size: int | None = None, df: bool = False, count: int = 1):
+def _ping(ctx: Context, node: str, addr: Address, *, size: int | None = None, df: bool = False,
+          count: int = 1) -> tuple[int, str]:
     argv = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1"]
     if df:
         argv += ["-M", "do"]
@@ -67,7 +85,8 @@ def _ping(ctx: Context, node: str, addr, *, size: int | None = None, df: bool = 
     return _sh(ctx, node, argv + [str(addr)])
 
 
-def _expect(ok: bool, evidence: str) -> str:
+def expect(ok: bool, evidence: str) -> str:
+    """The evidence when `ok`, else a failed case carrying it."""
     if not ok:
         raise CheckFailed(evidence)
     return evidence
@@ -83,16 +102,21 @@ def _members(ctx: Context, overlay: str) -> tuple[ResolvedNode | None, list[tupl
     return target, others
 
 
+def _reaches(ctx: Context, node: str, addr: Address, count: int) -> str:
+    return expect(*_ok(_ping(ctx, node, addr, count=count)))
+
+
 def ping_overlays(ctx: Context) -> Iterator[Case]:
     for o in ctx.topo.fabric.overlays:
         target, others = _members(ctx, o.name)
+        if target is None:
+            continue
         for node, _ in others:
             for v in (4, 6):
-                dst = target.link(o.name).addr(v) if target else None
-                if dst is None or node.link(o.name).addr(v) is None:
+                dst = target.attached(o.name).addr(v)
+                if dst is None or node.attached(o.name).addr(v) is None:
                     continue
-                yield (f"ping/v{v}/{o.name}/{node.name}->{target.name}",
-                            lambda n=node, d=dst: _expect(*_ok(_ping(ctx, n.name, d.ip, count=2))))  # fmt: skip
+                yield f"ping/v{v}/{o.name}/{node.name}->{target.name}", partial(_reaches, ctx, node.name, dst.ip, 2)
 
 
 def _ok(res: tuple[int, str]) -> tuple[bool, str]:
@@ -103,21 +127,20 @@ def ping_segments(ctx: Context) -> Iterator[Case]:
     """A sample of each underlay segment's members pings its first member (across bridge
     shards when the segment is sharded)."""
     for seg in ctx.topo.fabric.segments:
-        members = [(n, lk) for n, lk in ctx.topo.members(seg.name) if lk.ipv4]
+        members = [(n, lk.ipv4) for n, lk in ctx.topo.members(seg.name) if lk.ipv4]
         if len(members) < 2:
             continue
-        target = members[0]
+        target, addr = members[0]
         others = [m for m in members[1:] if m[0].name in ctx.execs]
         for node, _ in ctx.rng.sample(others, min(ctx.sample, len(others))):
-            yield (f"ping/v4/{seg.name}/{node.name}->{target[0].name}",
-                   lambda n=node, d=target[1].ipv4.ip: _expect(*_ok(_ping(ctx, n.name, d, count=3))))  # fmt: skip
+            yield f"ping/v4/{seg.name}/{node.name}->{target.name}", partial(_reaches, ctx, node.name, addr.ip, 3)
 
 
 def vni_isolation(ctx: Context) -> Iterator[Case]:
     """A probe address of VNI A's subnet put on a VNI B host must stay unreachable from A."""
-    ovs = [o for o in ctx.topo.fabric.overlays if o.ipv4]
-    for a in ovs:
-        for b in ovs:
+    ovs = [(o, o.ipv4) for o in ctx.topo.fabric.overlays if o.ipv4]
+    for a, subnet in ovs:
+        for b, _ in ovs:
             if a is b or a.underlay != b.underlay:
                 continue
             _, src = _members(ctx, a.name)
@@ -125,46 +148,48 @@ def vni_isolation(ctx: Context) -> Iterator[Case]:
             if not src or not dst:
                 continue
             used = {lk.ipv4.ip for _, lk in ctx.topo.members(a.name) if lk.ipv4}
-            probe = next(h for h in reversed(list(a.ipv4.hosts())[-64:]) if h not in used)
-            yield (f"isolation/{a.name}-x-{b.name}",
-                        lambda s=src[0][0], d=dst[0][0], a=a, b=b, p=probe: _isolated(ctx, s, d, a, b, p))  # fmt: skip
+            probe = next(h for h in reversed(list(subnet.hosts())[-64:]) if h not in used)
+            probe_if = ipaddress.IPv4Interface(f"{probe}/{subnet.prefixlen}")
+            yield f"isolation/{a.name}-x-{b.name}", partial(_isolated, ctx, src[0][0], dst[0][0], a, b, probe_if)
 
 
-def _isolated(ctx, src, dst, a, b, probe) -> str:
-    addr = f"{probe}/{a.ipv4.prefixlen}"
-    rc, ev = _sh(ctx, dst.name, ["ip", "addr", "add", addr, "dev", dst.link(b.name).device])
+def _isolated(ctx: Context, src: ResolvedNode, dst: ResolvedNode, a: Overlay, b: Overlay,
+              probe: ipaddress.IPv4Interface) -> str:
+    dev = dst.attached(b.name).device
+    rc, ev = _sh(ctx, dst.name, ["ip", "addr", "add", str(probe), "dev", dev])
     if rc:
         raise CheckFailed(ev)
     try:
-        rc, ping = _ping(ctx, src.name, probe, count=2)
+        rc, ping = _ping(ctx, src.name, probe.ip, count=2)
     finally:
-        _sh(ctx, dst.name, ["ip", "addr", "del", addr, "dev", dst.link(b.name).device])
-    ev = f"{probe} placed on {dst.name} {b.name} (VNI {b.vni}); pinged from {src.name} {a.name} (VNI {a.vni})\n{ping}"
-    return _expect(rc != 0, "LEAK: " + ev)
+        _sh(ctx, dst.name, ["ip", "addr", "del", str(probe), "dev", dev])
+    ev = (f"{probe.ip} placed on {dst.name} {b.name} (VNI {b.vni}); "
+          f"pinged from {src.name} {a.name} (VNI {a.vni})\n{ping}")
+    return expect(rc != 0, "LEAK: " + ev)
 
 
 def mtu(ctx: Context) -> Iterator[Case]:
     """The largest DF payload crosses the overlay; one byte more does not."""
     for o in ctx.topo.fabric.overlays:
         target, others = _members(ctx, o.name)
-        if not others:
+        if target is None or not others:
             continue
         node = others[0][0]
         for v, hdr in ((4, 28), (6, 48)):
-            dst = target.link(o.name).addr(v)
-            if dst is None or node.link(o.name).addr(v) is None:
+            dst = target.attached(o.name).addr(v)
+            if dst is None or node.attached(o.name).addr(v) is None:
                 continue
             largest = o.mtu - hdr
 
             def check(n=node, d=dst, largest=largest):
                 rc1, e1 = _ping(ctx, n.name, d.ip, size=largest, df=True)
                 rc2, e2 = _ping(ctx, n.name, d.ip, size=largest + 1, df=True)
-                return _expect(rc1 == 0 and rc2 != 0, f"{e1}\n{e2}")
+                return expect(rc1 == 0 and rc2 != 0, f"{e1}\n{e2}")
 
             yield (f"mtu/v{v}/{o.name}/df-{largest}-passes-{largest + 1}-fails", check)
 
 
-def _slaac(ctx: Context, node: ResolvedNode, lk: Link, prefixes, wait: float = 15) -> str:
+def _slaac(ctx: Context, node: ResolvedNode, lk: Link, prefixes: list[ipaddress.IPv6Network], wait: float = 15) -> str:
     end = time.monotonic() + wait
     while True:
         rc, out, _ = ctx.execs[node.name](["ip", "-j", "-6", "addr", "show", "dev", lk.device], 10)
@@ -194,52 +219,61 @@ def router_adverts(ctx: Context) -> Iterator[Case]:
                 want = sorted(str(ns) for ns in o.ra.name_servers)
                 ev = f"RA from {ra['router']}: prefixes {[p['prefix'] for p in ra['prefixes']]}, " \
                      f"RDNSS {ra['rdnss']}, MTU {ra['mtu']}"  # fmt: skip
-                _expect(sorted(ra["rdnss"]) == want, f"name-servers {ra['rdnss']} != {want}; {ev}")
-                _expect({p["prefix"] for p in ra["prefixes"]} == {str(p) for p in prefixes}, ev)
-                _expect(o.ra.link_mtu in (None, ra["mtu"]), ev)
+                expect(sorted(ra["rdnss"]) == want, f"name-servers {ra['rdnss']} != {want}; {ev}")
+                expect({p["prefix"] for p in ra["prefixes"]} == {str(p) for p in prefixes}, ev)
+                expect(o.ra.link_mtu in (None, ra["mtu"]), ev)
                 return f"{ev}\nSLAAC: {_slaac(ctx, node, lk, prefixes)}"
 
             yield (f"ra/{o.name}/{node.name}", check)
 
 
-def random_address(prefix) -> ipaddress._BaseAddress:
+def random_address(prefix: Prefix, rng: random.Random) -> Address:
     """The seed's generator: network address + random host bits (never the network itself)."""
     bits = prefix.max_prefixlen - prefix.prefixlen
-    return prefix.network_address + (random.getrandbits(bits) or 1)
+    return prefix.network_address + (rng.getrandbits(bits) or 1)
 
 
 def anyip(ctx: Context) -> Iterator[Case]:
+    probes = ctx.topo.fabric.anyip_probes
     for owner in (n for n in ctx.topo.nodes if n.anyip):
         for p in owner.anyip:
-            peer = next((n for n in ctx.topo.nodes if n.name in ctx.execs and any(r.prefix == p for r in n.routes)), None)
+            routed = (n for n in ctx.topo.nodes if n.name in ctx.execs and any(r.prefix == p for r in n.routes))
+            peer = next(routed, None)
             if peer is None:
                 continue
-
-            def pings(peer=peer, p=p):
-                lines = []
-                for _ in range(ctx.topo.fabric.anyip_probes):
-                    rc, ev = _ping(ctx, peer.name, random_address(p))
-                    lines.append(ev.splitlines()[-2] if rc == 0 else ev)
-                    _expect(rc == 0, "\n".join(lines))
-                return "\n".join(lines)
-
-            yield (f"anyip/{p}/ping-{ctx.topo.fabric.anyip_probes}-random/{peer.name}", pings)
+            # drawn here, in order, not in the concurrently run cases: the same fabric pings the same addresses
+            addrs = [random_address(p, ctx.rng) for _ in range(probes)]
+            yield f"anyip/{p}/ping-{probes}-random/{peer.name}", partial(_pings, ctx, peer.name, addrs)
             if ctx.spawn is not None and owner.name in ctx.execs:
-                yield (f"anyip/{p}/tcp-freebind/{peer.name}", lambda peer=peer, p=p, o=owner: _tcp(ctx, o, peer, p))
+                service = (random_address(p, ctx.rng), 8000 + ctx.rng.randrange(1000), secrets.token_hex(4))
+                yield f"anyip/{p}/tcp-freebind/{peer.name}", partial(_tcp, ctx, ctx.spawn, owner, peer, *service)
 
 
-def _tcp(ctx: Context, owner, peer, prefix) -> str:
-    addr, port, token = str(random_address(prefix)), 8000 + random.randrange(1000), secrets.token_hex(4)
-    ctx.spawn(owner.name, ["python3", "-c", TCP_SERVER, addr, str(port), token])
+def _pings(ctx: Context, node: str, addrs: list[Address]) -> str:
+    lines: list[str] = []
+    for addr in addrs:
+        rc, ev = _ping(ctx, node, addr)
+        lines.append(ev.splitlines()[-2] if rc == 0 else ev)
+        expect(rc == 0, "\n".join(lines))
+    return "\n".join(lines)
+
+
+def _tcp(ctx: Context, spawn: Spawn, owner: ResolvedNode, peer: ResolvedNode, address: Address, port: int,
+         token: str) -> str:
+    addr = str(address)
+    spawn(owner.name, ["python3", "-c", TCP_SERVER, addr, str(port), token])
     rc, out, err = ctx.execs[peer.name](["python3", "-c", TCP_CLIENT, addr, str(port)], 20)
-    ev = f"service on {owner.name} bound to [{addr}]:{port} with IP_FREEBIND; {peer.name} got: {out.strip() or err.strip()}"
-    return _expect(rc == 0 and out.startswith(token), ev)
+    ev = (f"service on {owner.name} bound to [{addr}]:{port} with IP_FREEBIND; "
+          f"{peer.name} got: {out.strip() or err.strip()}")
+    return expect(rc == 0 and out.startswith(token), ev)
 
 
-ALL = (ping_segments, ping_overlays, vni_isolation, mtu, router_adverts, anyip)
+Check = Callable[[Context], Iterator[Case]]
+ALL: tuple[Check, ...] = (ping_segments, ping_overlays, vni_isolation, mtu, router_adverts, anyip)
 
 
-def run_all(ctx: Context, checks=ALL, workers: int = 8, serial=()) -> list[CaseResult]:
+def run_all(ctx: Context, checks: Iterable[Check] = ALL, workers: int = 8,
+            serial: Iterable[Check] = ()) -> list[CaseResult]:
     """Cases are independent (isolation probes use addresses nothing else pings): run them
     concurrently, report them in declaration order. Then the `serial` checks' cases, one at a
     time in order: they depend on each other or disturb the fabric (a path taken down)."""

@@ -7,6 +7,7 @@ multipath output); `serve` runs the target under a Run.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from .. import templates
 from ..errors import BuildFailed
+from ..runs import Run
 from .validate import Topology
 
 IQN_AUTHORITY = "iqn.2024-01.lab.builder"
@@ -62,7 +64,7 @@ def plan(topo: Topology) -> IscsiPlan | None:
         initiator_iqn=sc.initiator.iqn or f"{IQN_AUTHORITY}:{topo.fabric.name}.{ini.name}",
         portals=tuple(str(a) for a in sc.target.portals),
         segments=segs,
-        devices=tuple(ini.link(s).device for s in segs),
+        devices=tuple(ini.attached(s).device for s in segs),
         sysctls=tuple(sc.initiator.sysctls.items()),
         lun_mib=sc.target.lun_size_mib,
     )
@@ -72,12 +74,35 @@ def plan(topo: Topology) -> IscsiPlan | None:
 
 
 def control_port(run_id: str) -> int:
-    """tgtd's management socket is /var/run/tgtd/socket.<port>: one per run, from its id."""
+    """The run's preferred tgtd control port, from its id: where `claim_control_port` starts."""
     return 1 + int(run_id, 16) % CONTROL_PORTS
 
 
-def control_paths(port: int) -> list[Path]:
-    return [CONTROL_DIR / f"socket.{port}", CONTROL_DIR / f"socket.{port}.lock"]
+def control_paths(port: int, directory: Path = CONTROL_DIR) -> list[Path]:
+    """tgtd's management socket for `port` and the lock file tgtd guards it with."""
+    return [directory / f"socket.{port}", directory / f"socket.{port}.lock"]
+
+
+def claim_control_port(run: Run, directory: Path = CONTROL_DIR) -> int:
+    """A control port no other tgtd or run uses: two runs whose ids map to one port would share
+    a socket, and the first one down would delete it under the other. The port is claimed by
+    creating its lock file exclusively (tgtd opens the existing file and locks it), from the
+    run's preferred port on; both files are then this run's, journaled for removal."""
+    directory.mkdir(parents=True, exist_ok=True)
+    first = control_port(run.id)
+    for i in range(CONTROL_PORTS):
+        port = 1 + (first - 1 + i) % CONTROL_PORTS
+        sock, lock = control_paths(port, directory)
+        try:
+            os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        # created, then journaled: recorded first, a kill in between would let the reaper
+        # delete a lock file another run had just claimed
+        run.record("path", path=str(lock))
+        run.record("path", path=str(sock))
+        return port
+    raise BuildFailed(f"no free tgtd control port in {directory} (1..{CONTROL_PORTS} all claimed)")
 
 
 def tgtd_argv(p: IscsiPlan, port: int) -> list[str]:
@@ -94,16 +119,14 @@ def tgtadm_argvs(p: IscsiPlan, port: int, backing: Path) -> list[list[str]]:
     ]
 
 
-def serve(fab, p: IscsiPlan) -> Path:
-    """Run tgtd in the target's namespace with a sparse LUN in the run directory; everything
-    journaled before it exists (the socket files too: a SIGKILLed tgtd leaves them)."""
+def serve(fab, p: IscsiPlan) -> int:
+    """Run tgtd in the target's namespace with a sparse LUN in the run directory; return its
+    control port. Everything is journaled (the socket files too: a SIGKILLed tgtd leaves them)."""
     run = fab.run
-    port = control_port(run.id)
+    port = claim_control_port(run)
     backing = run.dir / "iscsi-lun.img"
     with open(backing, "wb") as f:
         f.truncate(p.lun_mib << 20)
-    for path in control_paths(port):
-        run.record("path", path=str(path))
     log = run.dir / "tgtd.log"
     # tgtd ignores SIGTERM; nothing of it outlives the run, so SIGKILL is the clean stop
     proc = fab.spawn(p.target_node, tgtd_argv(p, port), log, signals=("SIGKILL",))
@@ -117,7 +140,7 @@ def serve(fab, p: IscsiPlan) -> Path:
         r = subprocess.run(argv, capture_output=True, text=True)
         if r.returncode:
             raise BuildFailed(f"{' '.join(argv)}: {r.stderr.strip() or r.stdout.strip()}")
-    return backing
+    return port
 
 
 # --- initiator side --------------------------------------------------------------------------
@@ -125,7 +148,8 @@ def serve(fab, p: IscsiPlan) -> Path:
 
 def initiator_script(p: IscsiPlan) -> str:
     """Sysctls on the storage NICs, the initiator's name, multipath.conf, daemons restarted."""
-    return templates.render("fabric/iscsi-initiator.sh.j2", p=p, multipath_conf=templates.render("fabric/multipath.conf.j2"))
+    multipath_conf = templates.render("fabric/multipath.conf.j2")
+    return templates.render("fabric/iscsi-initiator.sh.j2", p=p, multipath_conf=multipath_conf)
 
 
 def discovery_argv(portal: str) -> list[str]:
@@ -198,7 +222,7 @@ def parse_multipath(text: str) -> list[MpMap]:
     maps: list[tuple[str, str, str, list[MpPath]]] = []
     for line in text.splitlines():
         if m := _MAP.match(line):
-            maps.append((*m.groups(), []))
+            maps.append((m.group(1), m.group(2), m.group(3), []))
         elif (m := _PATH.search(line)) and maps:
             maps[-1][3].append(MpPath(*m.groups()))
     return [MpMap(n, w, d, tuple(ps)) for n, w, d, ps in maps]

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import iscsi
-from .checks import Case, CheckFailed, Context, _expect
+from .checks import Case, CheckFailed, Context, expect
 from .iscsi import IscsiPlan, MpMap
 
 # The same seeded stream on host and guest (random.randbytes is stable across CPython 3.9+):
@@ -53,7 +53,20 @@ class _State:
     def must(self, argv: list[str], timeout: float = 30) -> str:
         rc, out, err = self.run(argv, timeout)
         ev = f"$ {' '.join(argv)}\n{out}{err}".rstrip()
-        return _expect(rc == 0, ev)
+        return expect(rc == 0, ev)
+
+    def disk(self, portal: str) -> str:
+        """The initiator's disk for `portal` (the login step attached one to each)."""
+        disk = self.disks.get(portal)
+        if disk is None:
+            raise CheckFailed(f"no disk attached through {portal}")
+        return disk
+
+    def mapped(self) -> MpMap:
+        """The multipath map the two-paths step found."""
+        if self.map is None:
+            raise CheckFailed("no multipath map")
+        return self.map
 
     def multipath(self) -> tuple[list[MpMap], str]:
         rc, out, err = self.run(iscsi.MULTIPATH_ARGV)
@@ -74,12 +87,13 @@ def setup(st: _State) -> str:
 
 
 def discovery(st: _State) -> str:
-    found, lines = set(), []
+    found: set[str] = set()
+    lines: list[str] = []
     for portal in st.p.portals:
         lines.append(st.must(iscsi.discovery_argv(portal), 60))
         found |= iscsi.parse_discovery(lines[-1]).get(st.p.target_iqn, set())
     lines.append(f"portals of {st.p.target_iqn}: {', '.join(sorted(found)) or 'none'}")
-    return _expect(found >= set(st.p.portals), "\n".join(lines))
+    return expect(found >= set(st.p.portals), "\n".join(lines))
 
 
 def login(st: _State) -> str:
@@ -92,11 +106,11 @@ def login(st: _State) -> str:
         return all(st.disks.get(a) for a in st.p.portals), f"sessions (portal -> disk): {st.disks}"
 
     ok, ev, _ = _poll(attached, 30)
-    return _expect(ok, "\n".join(lines + [ev]))
+    return expect(ok, "\n".join(lines + [ev]))
 
 
 def two_paths(st: _State) -> str:
-    disks = {st.disks[a] for a in st.p.portals}
+    disks = {st.disk(a) for a in st.p.portals}
 
     def ready() -> tuple[bool, str]:
         maps, ev = st.multipath()
@@ -105,11 +119,11 @@ def two_paths(st: _State) -> str:
         return ok, ev
 
     ok, ev, secs = _poll(ready, 60)
-    _expect(ok, f"{ev}\none map with paths {sorted(disks)} active ready: {ok} after {secs:.1f} s")
+    expect(ok, f"{ev}\none map with paths {sorted(disks)} active ready: {ok} after {secs:.1f} s")
     # multipathd may still be reloading the fresh map (opening it fails with EINVAL meanwhile)
-    probe = ["dd", f"if=/dev/mapper/{st.map.name}", "of=/dev/null", "bs=4096", "count=1", "iflag=direct"]
+    probe = ["dd", f"if=/dev/mapper/{st.mapped().name}", "of=/dev/null", "bs=4096", "count=1", "iflag=direct"]
     usable, out, secs2 = _poll(lambda: _ok(st.run(probe)), 30, 0.5)
-    return _expect(usable, f"{ev}\none map, paths {sorted(disks)} active ready after {secs:.1f} s; "
+    return expect(usable, f"{ev}\none map, paths {sorted(disks)} active ready after {secs:.1f} s; "
                            f"direct read {'works' if usable else 'fails'} after {secs2:.1f} more s\n{out}")  # fmt: skip
 
 
@@ -118,7 +132,7 @@ def _ok(res: tuple[int, str, str]) -> tuple[bool, str]:
 
 
 def _written_mib(st: _State) -> float:
-    rc, out, _ = st.run(["cat", f"/sys/block/{st.map.dm}/stat"])
+    rc, out, _ = st.run(["cat", f"/sys/block/{st.mapped().dm}/stat"])
     return int(out.split()[6]) / 2048 if rc == 0 else 0.0
 
 
@@ -128,9 +142,9 @@ def path_failure(st: _State) -> str:
     ctx, p = st.ctx, st.p
     if ctx.link_set is None:
         raise CheckFailed("no host hook to take a path down (Context.link_set)")
-    seg, victim = p.segments[-1], st.disks[p.portals[-1]]
+    seg, victim = p.segments[-1], st.disk(p.portals[-1])
     seed, mib = ctx.rng.randrange(2**32), min(PATTERN_MIB, p.lun_mib)
-    dev = f"/dev/mapper/{st.map.name}"
+    dev = f"/dev/mapper/{st.mapped().name}"
     lines = [f"writing {mib} MiB of pattern seed {seed} to {dev} (dd oflag=direct)"]
     t0 = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
@@ -138,9 +152,11 @@ def path_failure(st: _State) -> str:
         while (done := _written_mib(st)) < 1 and not writer.done() and time.monotonic() - t0 < 120:
             time.sleep(0.1)
         if writer.done():
-            raise CheckFailed("\n".join(lines + [f"the write finished before the path could be taken down: {writer.result()}"]))
+            lines.append(f"the write finished before the path could be taken down: {writer.result()}")
+            raise CheckFailed("\n".join(lines))
         ctx.link_set(p.initiator_node, seg, False)
-        lines.append(f"{p.initiator_node}'s {seg} link down on the host after {done:.0f} MiB written ({victim} via {p.portals[-1]})")
+        lines.append(f"{p.initiator_node}'s {seg} link down on the host after {done:.0f} MiB written "
+                     f"({victim} via {p.portals[-1]})")
 
         def failed() -> tuple[bool, str]:
             maps, ev = st.multipath()
@@ -155,7 +171,7 @@ def path_failure(st: _State) -> str:
     rc2, got, err2 = st.run(["/bin/sh", "-c", READ, dev, str(mib)], 300)
     got = got.split()[0] if got.split() else err2.strip()
     lines.append(f"read back sha256 {got}\nexpected  sha256 {want}")
-    return _expect(faulty and rc == 0 and rc2 == 0 and got == want, "\n".join(lines))
+    return expect(faulty and rc == 0 and rc2 == 0 and got == want, "\n".join(lines))
 
 
 def restored(st: _State) -> str:
@@ -168,7 +184,7 @@ def restored(st: _State) -> str:
         return len(maps) == 1 and len(maps[0].paths) == 2 and all(x.active_ready for x in maps[0].paths), ev
 
     ok, ev, secs = _poll(both, RESTORE_TIMEOUT)
-    return _expect(ok, f"{ev}\nlink up; both paths active ready: {ok} after {secs:.1f} s")
+    return expect(ok, f"{ev}\nlink up; both paths active ready: {ok} after {secs:.1f} s")
 
 
 # (name, step, the cases it needs)

@@ -99,7 +99,7 @@ class Overlay(_Model):
 
     @field_validator("group")
     @classmethod
-    def _group(cls, v):
+    def _group(cls, v: V4 | V6 | None) -> V4 | V6 | None:
         if v is not None and not v.is_multicast:
             raise ValueError(f"{v} is not a multicast address (224.0.0.0/4 or ff00::/8)")
         return v
@@ -179,7 +179,8 @@ class Fabric(_Model):
 
     @cached_property
     def nets(self) -> dict[str, Segment | Overlay]:
-        return {n.name: n for n in (*self.segments, *self.overlays)}
+        nets: tuple[Segment | Overlay, ...] = (*self.segments, *self.overlays)
+        return {n.name: n for n in nets}
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)

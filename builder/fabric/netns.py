@@ -9,17 +9,17 @@ record each so teardown and reaping stay a couple of `ip -batch` calls even at 2
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BuildFailed
-from ..runs import Run, _proc_start_time
-from .model import BRIDGE_MAX_PORTS
+from ..runs import Run, hold_sysctl, proc_start_time
+from .model import BRIDGE_MAX_PORTS, Overlay
 from .render import radvd
 from .render.iproute2 import node_plan
 from .validate import ResolvedNode, Topology
@@ -119,16 +119,17 @@ def plan_host(topo: Topology, tag: str, limit: int = BRIDGE_MAX_PORTS) -> HostPl
         for j in range(1, len(sizes)):
             plan.joins.append((_name(tag, f"j{k}s{j}a"), names[0], _name(tag, f"j{k}s{j}b"), names[j], seg.mtu))
         it = iter(members)
-        for br, size in zip(names, sizes):
+        for br, size in zip(names, sizes, strict=True):
             for _ in range(size):
                 node, lk = next(it)
                 li = node.links.index(lk)
                 if node.kind == "netns":
                     host = _name(tag, f"v{index[node.name]}i{li}")
-                    plan.ports.append(Port(host, br, node.name, lk.device, seg.mtu, plan.netns[node.name], seg.name, li))
+                    port = Port(host, br, node.name, lk.device, seg.mtu, plan.netns[node.name], seg.name, li)
                 else:
                     host = _name(tag, f"t{index[node.name]}i{li}")
-                    plan.ports.append(Port(host, br, node.name, seg.name, seg.mtu, None, seg.name, li))
+                    port = Port(host, br, node.name, seg.name, seg.mtu, None, seg.name, li)
+                plan.ports.append(port)
     return plan
 
 
@@ -137,7 +138,8 @@ def node_script(node: ResolvedNode) -> str:
     lines = ["link set lo up"]
     # no IPv6 on a link: no link-local either, else every namespace's DAD/MLD/RS chatter floods
     # every port of a 2000-port segment and starves ARP
-    lines += [f"link set dev {lk.device} addrgenmode none" for lk in node.links if not lk.is_overlay and not lk.ipv6]
+    lines += [f"link set dev {lk.device} addrgenmode none"
+              for lk in node.links if not lk.is_overlay and not lk.ipv6]
     for argv in node_plan(node, vlan_devices=False, nodad=True):
         args = [a for a in argv[1:3] if a not in ("-4", "-6")] + argv[3:]
         lines.append(" ".join(args))
@@ -153,9 +155,9 @@ def node_sysctls(topo: Topology, node: ResolvedNode) -> list[str]:
     if node.role == "router":
         out += ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]
     for lk in node.links:
-        if lk.is_overlay and lk.net.arp_accept:
+        if isinstance(lk.net, Overlay) and lk.net.arp_accept:
             out.append(f"net.ipv4.conf.{lk.device}.arp_accept=1")
-        if lk.is_overlay and lk.net.arp_announce:
+        if isinstance(lk.net, Overlay) and lk.net.arp_announce:
             out.append(f"net.ipv4.conf.{lk.device}.arp_announce=2")
     return out
 
@@ -179,7 +181,7 @@ def _sysctl(ns: str, settings: list[str]) -> None:
         raise BuildFailed(f"sysctl in {ns} failed: {p.stderr.strip()}")
 
 
-def netns_exec(ns: str):
+def netns_exec(ns: str) -> Callable[[list[str], float], tuple[int, str, str]]:
     """An executor running argv inside a namespace: (argv, timeout) -> (rc, stdout, stderr)."""
 
     def run(argv: list[str], timeout: float = 30) -> tuple[int, str, str]:
@@ -192,13 +194,14 @@ def netns_exec(ns: str):
     return run
 
 
-def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *, signals: tuple[str, ...] | None = None) -> subprocess.Popen:
+def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *,
+             signals: tuple[str, ...] | None = None) -> subprocess.Popen[bytes]:
     """Start a long-lived process inside a namespace, journaled in `run` for teardown."""
     with open(log, "ab") as out:
         p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     extra = {"signals": list(signals)} if signals else {}
-    run.record("process", pid=p.pid, start=_proc_start_time(p.pid), group=True, **extra)
+    run.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True, **extra)
     return p
 
 
@@ -211,10 +214,11 @@ class Fabric:
     plan: HostPlan
     timings: dict[str, float] = field(default_factory=dict)
 
-    def exec(self, node: str):
+    def exec(self, node: str) -> Callable[[list[str], float], tuple[int, str, str]]:
         return netns_exec(self.plan.netns[node])
 
-    def spawn(self, node: str, argv: list[str], log: Path, *, signals: tuple[str, ...] | None = None) -> subprocess.Popen:
+    def spawn(self, node: str, argv: list[str], log: Path, *,
+              signals: tuple[str, ...] | None = None) -> subprocess.Popen[bytes]:
         return spawn_in(self.run, self.plan.netns[node], argv, log, signals=signals)
 
     def link_set(self, node: str, segment: str, up: bool) -> None:
@@ -233,18 +237,13 @@ class Fabric:
         }
 
 
-BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
-
-
 def _backlog_for(topo: Topology, run: Run) -> None:
     """A broadcast on a bridge is queued to every veth peer in one go, through the per-CPU
     backlog (netdev_max_backlog, 1000 by default): on a larger segment the tail of the flood,
-    ARP included, is dropped. Raise it for the run; the journal puts the old value back."""
+    ARP included, is dropped. Raise it while the run lives; the last large fabric down puts
+    the original value back (hold_sysctl), not one that another live fabric raised."""
     need = max((len(topo.ports(s.name)) for s in topo.fabric.segments), default=0) + 1024
-    old = BACKLOG.read_text().strip()
-    if int(old) < need:
-        run.record("sysctl", key="net.core.netdev_max_backlog", old=old)
-        BACKLOG.write_text(str(need))
+    hold_sysctl(run, "net.core.netdev_max_backlog", need)
 
 
 def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int = 4) -> Fabric:
@@ -282,8 +281,3 @@ def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int 
                       run.dir / f"radvd-{node.name}.log", signals=("SIGKILL",))  # fmt: skip
     fab.timings["up"] = time.monotonic() - t0
     return fab
-
-
-def link_state(ns: str | None = None) -> list[dict]:
-    argv = ["ip"] + (["-n", ns] if ns else []) + ["-j", "link", "show"]
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]")

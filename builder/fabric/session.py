@@ -23,9 +23,10 @@ STATE = "fabric.json"
 def up(topo: Topology, run: Run) -> netns.Fabric:
     fab = netns.up(topo, run)
     target = iscsi.plan(topo)
+    state = {**fab.describe(), "file": _key(topo.source)}
     if target is not None and topo.node(target.target_node).kind == "netns":
-        iscsi.serve(fab, target)
-    (run.dir / STATE).write_text(json.dumps({**fab.describe(), "file": _key(topo.source)}))
+        state["tgtd_control_port"] = iscsi.serve(fab, target)
+    (run.dir / STATE).write_text(json.dumps(state))
     return fab
 
 
@@ -50,10 +51,8 @@ def live(path: Path | None = None, root: Path | None = None) -> list[dict]:
 
 def stop(state: dict, timeout: float = 30) -> bool:
     """Ask a fabric's owner to tear down (SIGTERM unwinds its Run); wait for its directory."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(state["pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     end = time.monotonic() + timeout
     while Path(state["dir"]).exists() and time.monotonic() < end:
         time.sleep(0.05)
@@ -79,8 +78,8 @@ def check(topo: Topology, netns_names: dict[str, str], run: Run,
     return checks.run_all(context(topo, netns_names, run, extra, link_set), serial=(iscsi_checks.cases,))
 
 
-def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | None = None,
-                    run: Run | None = None, boot: Callable[[list[str]], object] | None = None) -> list[CaseResult]:  # fmt: skip
+def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | None = None, run: Run | None = None,
+                    boot: Callable[[list[str]], object] | None = None) -> list[CaseResult]:
     """For `builder vm`: bring the fabric up with the image under test as its `vm` node (the
     caller boots it on `taps(...)` via `boot`, then `vm_exec` runs argv in the guest), configure
     the guest's side of the fabric, run all checks, tear the fabric down. Returns the cases for
@@ -111,8 +110,10 @@ def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = 
         vms = []
 
         def start(taps: list[str]) -> None:
+            # a tap per segment link, in link order: the node's MACs pair up one to one
+            nics = tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs, strict=True))
             plan = VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
-                          workdir=run.dir / "vm", nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs)))  # fmt: skip
+                          workdir=run.dir / "vm", nics=nics)
             vms.append(stack.enter_context(boot(run, plan)))
             vms[0].agent.wait_ready(ready_timeout, alive=vms[0].alive)
 

@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import UserError
 from ..spec import load_yaml, validate
@@ -69,13 +70,20 @@ class ResolvedNode:
     def link(self, net: str) -> Link | None:
         return next((lk for lk in self.links if lk.net.name == net), None)
 
+    def attached(self, net: str) -> Link:
+        """The link on `net` where validation guarantees one (an overlay member's underlay)."""
+        lk = self.link(net)
+        if lk is None:
+            raise KeyError(f"node {self.name} has no link on {net}")
+        return lk
+
 
 @dataclass(frozen=True)
 class Topology:
     fabric: Fabric
     nodes: tuple[ResolvedNode, ...]
     source: Path | None = None
-    _by_name: dict = field(default_factory=dict, compare=False, repr=False)
+    _by_name: dict[str, ResolvedNode] = field(default_factory=dict, compare=False, repr=False)
 
     def node(self, name: str) -> ResolvedNode:
         if not self._by_name:
@@ -111,7 +119,7 @@ class _Checker:
     def __init__(self, fabric: Fabric, file: str | None):
         self.f, self.file = fabric, file
 
-    def fail(self, msg: str, where: str) -> None:
+    def fail(self, msg: str, where: str) -> NoReturn:
         raise UserError(msg, file=self.file, field=where)
 
     def nets(self) -> None:
@@ -119,7 +127,9 @@ class _Checker:
         seen: dict[str, str] = {}
         owners: list[tuple[Net, str]] = []
         groups: dict[object, tuple[Overlay, str]] = {}
-        for kind, items in (("segments", f.segments), ("overlays", f.overlays)):
+        kinds: tuple[tuple[str, tuple[Segment | Overlay, ...]], ...] = (
+            ("segments", f.segments), ("overlays", f.overlays))
+        for kind, items in kinds:
             for i, n in enumerate(items):
                 where = f"{kind}[{i}]"
                 if n.name in seen:
@@ -151,10 +161,10 @@ class _Checker:
                 self.fail(f"group {g} is IPv{g.version} but underlay {under.name} has no IPv{g.version} subnet",
                           f"{where}.group")
             if g in groups:
-                other, owner = groups[g]
-                if not (o.share_group and other.share_group):
+                sharer, owner = groups[g]
+                if not (o.share_group and sharer.share_group):
                     self.fail(
-                        f"group {g} already carries VNI {other.vni} ({owner}); give each VNI "
+                        f"group {g} already carries VNI {sharer.vni} ({owner}); give each VNI "
                         "its own group or set share_group on both",
                         f"{where}.group",
                     )
@@ -168,7 +178,7 @@ class _Checker:
     def nodes(self) -> list[ResolvedNode]:
         f = self.f
         used: dict[object, str] = {}
-        pools: dict[tuple[str, int], Iterator] = {}
+        pools: dict[tuple[str, int], Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]] = {}
         # explicit addresses first, so `auto` never hands one of them out
         for i, n in enumerate(f.nodes):
             for j, itf in enumerate(n.interfaces):
@@ -211,9 +221,10 @@ class _Checker:
             self._anyip(n, i)
         return out
 
-    def _link(self, n: Node, i: int, j: int, itf: Interface, used, pools) -> Link:
+    def _link(self, n: Node, i: int, j: int, itf: Interface, used: dict[object, str],
+              pools: dict[tuple[str, int], Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]]) -> Link:
         net = self.f.nets[itf.attach]
-        addrs = {}
+        addrs: dict[str, Addr | None] = {}
         for fam in ("ipv4", "ipv6"):
             a, subnet = getattr(itf, fam), getattr(net, fam)
             if a is None:
@@ -228,7 +239,10 @@ class _Checker:
                     self.fail(f"{net.name} {subnet} has no free address left", f"nodes[{i}].interfaces[{j}].{fam}")
                 used[a] = f"nodes[{i}]"
             addrs[fam] = ipaddress.ip_interface(f"{a}/{subnet.prefixlen}")
-        return Link(net, itf.port, itf.hw_id, addrs["ipv4"], addrs["ipv6"])
+        # each family's address was taken from that family's subnet
+        v4, v6 = addrs["ipv4"], addrs["ipv6"]
+        return Link(net, itf.port, itf.hw_id, v4 if isinstance(v4, ipaddress.IPv4Interface) else None,
+                    v6 if isinstance(v6, ipaddress.IPv6Interface) else None)
 
     def _anyip(self, n: Node, i: int) -> None:
         for k, p in enumerate(n.anyip):
@@ -239,7 +253,7 @@ class _Checker:
 
     def routes(self, nodes: list[ResolvedNode]) -> list[ResolvedNode]:
         """Each AnyIP prefix is routed via its owner's address on the first net shared with a peer."""
-        extra: dict[str, list] = {n.name: [] for n in nodes}
+        extra: dict[str, list[Route]] = {n.name: [] for n in nodes}
         for owner in (n for n in nodes if n.anyip):
             for p, peer in itertools.product(owner.anyip, nodes):
                 if peer is owner:
@@ -248,7 +262,7 @@ class _Checker:
                 for lk in sorted(owner.links, key=lambda lk: not lk.is_overlay):
                     mine, theirs = lk.addr(p.version), peer.link(lk.net.name)
                     if mine is not None and theirs is not None and theirs.addr(p.version) is not None:
-                        extra[peer.name].append(Route(p, mine.ip, peer.link(lk.net.name).device))
+                        extra[peer.name].append(Route(p, mine.ip, theirs.device))
                         break
         return [
             ResolvedNode(n.name, n.kind, n.role, n.platform, n.links, n.anyip, tuple(extra[n.name]))
@@ -280,7 +294,8 @@ class _Checker:
             lk = next((lk for lk in tgt.links if lk.ipv4 and lk.ipv4.ip == addr), None)
             if lk is None:
                 self.fail(f"{addr} is not an address of node {tgt.name}", f"iscsi.target.portals[{k}]")
-            if ini.link(lk.net.name) is None or ini.link(lk.net.name).ipv4 is None:
+            mirror = ini.link(lk.net.name)
+            if mirror is None or mirror.ipv4 is None:
                 self.fail(
                     f"initiator {ini.name} has no IPv4 address on {lk.net.name}", "iscsi.initiator.node"
                 )
@@ -290,5 +305,6 @@ class _Checker:
 
     def routers(self, topo: Topology) -> None:
         for i, o in enumerate(self.f.overlays):
-            if o.ra and not any(n.role == "router" and n.link(o.name) and n.link(o.name).ipv6 for n, _ in topo.members(o.name)):
+            if o.ra and not any(n.role == "router" and (lk := n.link(o.name)) is not None and lk.ipv6
+                                for n, _ in topo.members(o.name)):
                 self.fail("router-advert needs a router node with an IPv6 address on it", f"overlays[{i}].ra")

@@ -107,7 +107,8 @@ class _Descriptor:
         """An OVF attribute, written `ovf:name` by most exporters and bare by a few."""
         return el.get(f"{{{self.ns}}}{name}", el.get(name))
 
-    def references(self) -> dict[str, str]:
+    def references(self) -> dict[str | None, str | None]:
+        """File id -> href; either may be missing in a hostile descriptor."""
         refs = _kid(self.root, "References")
         files = _kids(refs, "File") if refs is not None else []
         return {self.attr(f, "id"): self.attr(f, "href") for f in files}
@@ -158,7 +159,7 @@ class _Descriptor:
             items.append(fields)
         return items
 
-    def _disk(self, host_resource: str, files: dict[str, str]) -> dict:
+    def _disk(self, host_resource: str, files: dict[str | None, str | None]) -> dict:
         section = _kid(self.root, "DiskSection")
         disks = {self.attr(d, "diskId"): d for d in (_kids(section, "Disk") if section is not None else [])}
         prefix = next((p for p in DISK_REFS if host_resource.startswith(p)), None)
@@ -180,18 +181,15 @@ class _Descriptor:
 
     def summary(self) -> dict:
         files = self.references()
-        out = {
-            "name": self.attr(self.vs, "id") or _text(self.vs, "Name"),
-            "os": self._os(),
-            "cpus": None,
-            "memory_mib": None,
-            "disks": [],
-            "nics": [],
-        }
+        name, guest_os = self.attr(self.vs, "id") or _text(self.vs, "Name"), self._os()
+        cpus: int | None = None
+        memory_mib: int | None = None
+        disks: list[dict] = []
+        nics: list[dict] = []
         for item in self._items():
             kind = self._int(item.get("ResourceType"), "Item/ResourceType", 0, 1 << 16)
             if kind == CPU:
-                out["cpus"] = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity", 1, MAX_CPUS)
+                cpus = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity", 1, MAX_CPUS)
             elif kind == MEMORY:
                 # no units at all: MegaBytes, the unit every exporter we know writes
                 units = item.get("AllocationUnits") or "MegaBytes"
@@ -200,12 +198,12 @@ class _Descriptor:
                 except ValueError as e:
                     raise UserError(str(e), file=self.where, field="Item/AllocationUnits") from None
                 quantity = self._int(item.get("VirtualQuantity"), "Item/VirtualQuantity", 1) or 0
-                out["memory_mib"] = self._bytes(quantity, per_unit, "Item/VirtualQuantity") // (1 << 20)
+                memory_mib = self._bytes(quantity, per_unit, "Item/VirtualQuantity") // (1 << 20)
             elif kind == HARD_DISK and item.get("HostResource"):
-                out["disks"].append(self._disk(item["HostResource"], files))
+                disks.append(self._disk(item["HostResource"], files))
             elif kind == ETHERNET:
-                out["nics"].append({"network": item.get("Connection"), "model": item.get("ResourceSubType")})
-        return out
+                nics.append({"network": item.get("Connection"), "model": item.get("ResourceSubType")})
+        return {"name": name, "os": guest_os, "cpus": cpus, "memory_mib": memory_mib, "disks": disks, "nics": nics}
 
 
 def hash_stream(f: IO[bytes], algo: str) -> str:

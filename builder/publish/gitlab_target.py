@@ -18,10 +18,12 @@ import email.utils
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import gitlab
 import requests
@@ -43,10 +45,10 @@ def mask_userinfo(text: str) -> str:
 def check_url(url: str, field: str) -> str:
     """An http(s) URL with a host and nothing a request line or a message could be bent by."""
     try:
-        parts = requests.utils.urlparse(url)
+        parts = urllib.parse.urlparse(url)
         scheme, host = parts.scheme, parts.hostname
     except ValueError:  # `http://[::1`
-        scheme = host = None
+        scheme, host = "", None
     if scheme not in ("http", "https") or not host or re.search(r"[\s\x00-\x1f\x7f]", url):
         raise UserError(f"{mask_userinfo(url)!r} is not an http(s) URL with a host", field=field)
     return url
@@ -111,8 +113,9 @@ class RetryPolicy:
         def announce(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             what = describe(exc) if exc is not None else "failed"
+            sleep = state.next_action.sleep if state.next_action else 0.0  # set before every sleep
             self.progress(f"GitLab: {mask_userinfo(what)}; retry {state.attempt_number}/{self.attempts - 1} "
-                          f"in {state.next_action.sleep:.1f} s")
+                          f"in {sleep:.1f} s")
 
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_retryable),
@@ -136,7 +139,7 @@ class GitLabTarget:
     url: str
     project: str  # numeric id or full path
     token: str = field(repr=False)
-    token_kind: str = "private"  # private | job
+    token_kind: Literal["private", "job"] = "private"
     config_name: str | None = None  # python-gitlab config section, when the client comes from there
 
     def redact(self, text: str) -> str:
@@ -153,14 +156,15 @@ class GitLabTarget:
         session.hooks["response"].append(_raise_transient)
         if self.config_name:
             gl = gitlab.Gitlab.from_config(self.config_name, session=session)
+        elif self.token_kind == "job":
+            gl = gitlab.Gitlab(self.url, session=session, timeout=timeout, job_token=self.token)
         else:
-            kind = {"private": "private_token", "job": "job_token"}[self.token_kind]
-            gl = gitlab.Gitlab(self.url, session=session, timeout=timeout, **{kind: self.token})
+            gl = gitlab.Gitlab(self.url, session=session, timeout=timeout, private_token=self.token)
         gl.retry_transient_errors = False
         return gl
 
     def project_api_path(self) -> str:
-        return f"{self.base_url.rstrip('/')}/api/v4/projects/{requests.utils.quote(self.project, safe='')}"
+        return f"{self.base_url.rstrip('/')}/api/v4/projects/{urllib.parse.quote(self.project, safe='')}"
 
 
 def resolve_target(
@@ -180,12 +184,13 @@ def resolve_target(
         except gitlab.config.ConfigError as e:
             raise UserError(str(e).splitlines()[0], field="--gitlab") from None
         token = cfg.private_token or cfg.job_token or cfg.oauth_token or ""
-        return GitLabTarget(check_url(cfg.url, "--gitlab"), project, token, "private", config_name=gitlab_name)
+        return GitLabTarget(check_url(cfg.url or "", "--gitlab"), project, token, "private", config_name=gitlab_name)
     if env.get("GITLAB_PRIVATE_TOKEN"):
         url = env.get("GITLAB_URL") or env.get("CI_SERVER_URL")
         if not url:
             raise UserError("GITLAB_PRIVATE_TOKEN is set but GITLAB_URL is not", field="GITLAB_URL")
-        return GitLabTarget(check_url(url, "GITLAB_URL" if env.get("GITLAB_URL") else "CI_SERVER_URL"), project, env["GITLAB_PRIVATE_TOKEN"], "private")
+        url_field = "GITLAB_URL" if env.get("GITLAB_URL") else "CI_SERVER_URL"
+        return GitLabTarget(check_url(url, url_field), project, env["GITLAB_PRIVATE_TOKEN"], "private")
     if env.get("CI_JOB_TOKEN") and env.get("CI_SERVER_URL"):
         return GitLabTarget(check_url(env["CI_SERVER_URL"], "CI_SERVER_URL"), project, env["CI_JOB_TOKEN"], "job")
     raise UserError(

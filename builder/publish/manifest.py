@@ -34,7 +34,6 @@ class CaseResult(BaseModel):
 class Suite(BaseModel):
     passed: bool
     cases: list[CaseResult] = Field(default_factory=list)
-    skipped_reason: str | None = None
 
 
 class Manifest(BaseModel):

@@ -36,7 +36,8 @@ def rebuild_number(base: str, version: str) -> int | None:
 
 def family(base: str, versions: Iterable[str]) -> list[str]:
     """The base version and its rebuilds, oldest first."""
-    return sorted((v for v in versions if rebuild_number(base, v) is not None), key=lambda v: rebuild_number(base, v))
+    numbered = ((n, v) for v in versions if (n := rebuild_number(base, v)) is not None)
+    return [v for _, v in sorted(numbered, key=lambda nv: nv[0])]
 
 
 @dataclass(frozen=True)

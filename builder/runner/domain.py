@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
@@ -20,6 +21,9 @@ from ..errors import BuildFailed, UserError
 from ..runs import Run
 from . import seed
 from .spec import RunnerSpec
+
+if TYPE_CHECKING:
+    import libvirt  # imported at run time only where used: a host without it still plans
 
 NS = "http://builder.invalid/xmlns/runner/1"
 
@@ -95,7 +99,7 @@ def connection(uri: str):
         conn.close()
 
 
-def _pool_dir(conn, name: str) -> tuple[object, Path]:
+def _pool_dir(conn, name: str) -> tuple[libvirt.virStoragePool, Path]:
     libvirt = _libvirt()
     try:
         pool = conn.storagePoolLookupByName(name)
@@ -201,10 +205,9 @@ def destroy(conn, name: str) -> dict:
     dom.undefine()
     for key in ("overlay", "seed"):
         path = meta[key]
-        try:
+        # not a known volume (pool gone or never refreshed): the file goes below
+        with suppress(libvirt.libvirtError):
             conn.storageVolLookupByPath(path).delete(0)
-        except libvirt.libvirtError:
-            pass  # not a known volume (pool gone or never refreshed): the file goes below
         Path(path).unlink(missing_ok=True)
     Path(meta["console"]).unlink(missing_ok=True)
     return {"name": name, "removed": True}

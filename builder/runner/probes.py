@@ -79,7 +79,8 @@ def vbox_kvm_conflict(*, release: str, kvm: str, vendor_module: str | None,
         "add kvm.enable_virt_at_load=0 to GRUB_CMDLINE_LINUX in /etc/default/grub",
         "update-grub && reboot",
     ]
-    fix = {"module": unload, "builtin": boot}.get(kvm, unload + ["if kvm is built into the kernel: " + boot[0], boot[1]])
+    unsure = unload + ["if kvm is built into the kernel: " + boot[0], boot[1]]
+    fix = {"module": unload, "builtin": boot}.get(kvm, unsure)
     reason = (f"Linux {release} loads KVM with virtualisation enabled (kvm.enable_virt_at_load=Y): "
               "VirtualBox cannot start its VMs while KVM holds VT-x/AMD-V")
     return {"conflict": True, "reason": reason, "fix": fix}

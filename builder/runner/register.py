@@ -61,8 +61,9 @@ def create_runner(r: Registration, private_token: str) -> tuple[int, str]:
     from ..publish.gitlab_target import mask_userinfo
 
     where = mask_userinfo(r.url)
+    # python-gitlab hands timeout to requests, which takes (connect, read); its annotation says float
     gl = gitlab.Gitlab(r.url, private_token=private_token, retry_transient_errors=False,
-                       timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                       timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))  # type: ignore[arg-type]
     try:
         # gl.user.runners without the GET /user round trip gl.auth() would make first
         created = CurrentUserRunnerManager(gl).create(create_payload(r))

@@ -60,5 +60,6 @@ class Target:
 
     def write(self, path: str, content: str, mode: str = "0600") -> None:
         """Write a file as root with its mode set before any content lands in it."""
-        script = f"umask 077 && mkdir -p \"$(dirname {shlex.quote(path)})\" && cat > {shlex.quote(path)} && chmod {mode} {shlex.quote(path)}"
+        q = shlex.quote(path)
+        script = f"umask 077 && mkdir -p \"$(dirname {q})\" && cat > {q} && chmod {mode} {q}"
         self.run(["sh", "-c", script], root=True, stdin_data=content.encode())

@@ -8,6 +8,7 @@ Apply: download (cached, retried, verified) on the controller, then VBoxManage o
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import tarfile
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from lxml import etree
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
@@ -78,9 +80,9 @@ def parse_sha256sums(text: str) -> dict[str, str]:
 
 def _member(tar: tarfile.TarFile, name: str) -> bytes:
     for m in tar.getmembers():
-        if m.isfile() and m.name.removeprefix("./") == name:
-            return tar.extractfile(m).read()
-    raise BuildFailed(f"{tar.name}: no {name} inside (not an extension pack?)")
+        if m.isfile() and m.name.removeprefix("./") == name and (f := tar.extractfile(m)) is not None:
+            return f.read()
+    raise BuildFailed(f"{os.fsdecode(tar.name or '')}: no {name} inside (not an extension pack?)")
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,12 @@ def _get(url: str, dest: Path | None = None) -> bytes | None:
         raise _Retryable(f"{url}: {getattr(e, 'reason', e)}") from e
 
 
+@overload
+def get(url: str) -> bytes: ...
+@overload
+def get(url: str, dest: Path) -> None: ...
 def get(url: str, dest: Path | None = None) -> bytes | None:
+    """The body of `url`, or None once it is saved as `dest`."""
     try:
         return _get(url, dest)
     except _Retryable as e:

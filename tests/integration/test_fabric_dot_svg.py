@@ -12,7 +12,7 @@ from lxml import etree
 
 from builder.fabric.render.dot import fabric_dot, svg
 from builder.fabric.validate import load
-from tests.unit.test_fabric_dot import HOSTILE, _fabric
+from tests.unit.test_fabric_dot import HOSTILE, unvalidated_fabric
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed (apt-get install graphviz)")
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_dot_lays_out_every_shipped_fabric(fabric):
 
 
 def test_hostile_names_stay_text_in_the_svg():
-    root = etree.fromstring(svg(fabric_dot(_fabric(HOSTILE, HOSTILE))).encode())
+    root = etree.fromstring(svg(fabric_dot(unvalidated_fabric(HOSTILE, HOSTILE))).encode())
     nodes = [g for g in root.iter(f"{SVG}g") if g.get("class") == "node"]
     assert len(nodes) == 3 and len([g for g in root.iter(f"{SVG}g") if g.get("class") == "edge"]) == 2
     texts = {t.text for t in root.iter(f"{SVG}text")}

@@ -25,10 +25,14 @@ ISCSI_CASES = ("iscsi-initiator-setup", "iscsi-discovery", "iscsi-login-both-por
                "multipath-two-active-paths", "multipath-path-failure-under-io", "multipath-path-restored")  # fmt: skip
 
 
+def _control_port(run: Run) -> int:
+    return json.loads((run.dir / session.STATE).read_text())["tgtd_control_port"]
+
+
 def test_target_serves_both_portals_from_its_namespace(no_leaks):
     with Run() as run:
         fab = session.up(CEPH_LAB, run)
-        port = iscsi.control_port(run.id)
+        port = _control_port(run)
         show = subprocess.run(["tgtadm", "-C", str(port), "--lld", "iscsi", "--mode", "target", "--op", "show"],
                               capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert "iqn.2009-11-11.widodh.storage:iscsi-001" in show and "iqn.2024-01.lab.builder:ceph-lab.image" in show
@@ -48,7 +52,7 @@ def _tgtds() -> set[str]:
 def test_two_targets_side_by_side(no_leaks):
     with Run() as a, Run() as b:
         session.up(CEPH_LAB, a), session.up(CEPH_LAB, b)
-        ports = {iscsi.control_port(r.id) for r in (a, b)}
+        ports = {_control_port(r) for r in (a, b)}
         assert len(ports) == 2 and all(p.exists() for port in ports for p in iscsi.control_paths(port))
 
 
@@ -60,7 +64,7 @@ def test_sigkilled_fabric_up_leaves_its_target_to_the_reaper(no_leaks):
         assert p.poll() is None
         time.sleep(0.05)
     (st,) = [s for s in session.live() if s["pid"] == p.pid]
-    port = iscsi.control_port(st["run"])
+    port = st["tgtd_control_port"]
     assert _tgtds() - before and iscsi.control_paths(port)[0].exists()
     os.kill(p.pid, signal.SIGKILL)
     p.wait()

@@ -3,7 +3,6 @@ an element that exists, and hostile names from a user's file cannot change the D
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def test_golden_with_failed_checks():
 
 def _check_names(topo) -> list[str]:
     """The names the real checks give their cases on this fabric (nothing is run)."""
-    ctx = checks.Context(topo, {n.name: None for n in topo.nodes}, spawn=lambda *a: None, rng=random.Random(1))
+    ctx = checks.Context(topo, {n.name: None for n in topo.nodes}, spawn=lambda *a: None, seed=1)
     names = [name for check in checks.ALL for name, _ in check(ctx)]
     return names + [name for name, _ in iscsi_checks.cases(ctx)]
 
@@ -88,7 +87,7 @@ def test_quote_keeps_a_trailing_backslash_inside_the_string():
 HOSTILE = 'evil"} x -> y [label="pwn"] {\\\nnext <b>&amp;</b> \' ]>'
 
 
-def _fabric(name: str, text: str):
+def unvalidated_fabric(name: str, text: str):
     """A fabric whose names and free text are `name`/`text`: built without validation, as if
     the patterns on names were ever loosened; descriptions are free text even today."""
     seg = Segment.model_construct(name=f"{name}s", vlan=7, mtu=1500, ipv4=None, ipv6=None, description=text, shard=False)
@@ -107,7 +106,7 @@ def _skeleton(dot: str) -> list[str]:
 
 
 def test_hostile_names_cannot_change_the_structure():
-    benign, hostile = fabric_dot(_fabric("n", "plain")), fabric_dot(_fabric(HOSTILE, HOSTILE))
+    benign, hostile = fabric_dot(unvalidated_fabric("n", "plain")), fabric_dot(unvalidated_fabric(HOSTILE, HOSTILE))
     assert _skeleton(hostile) == _skeleton(benign)
     assert "&lt;b&gt;&amp;amp;&lt;/b&gt;" in hostile  # inside HTML-like labels, escaped as XML
     html_labels = "".join(re.findall(r"label=<.*>\]$", hostile, flags=re.MULTILINE))

@@ -11,6 +11,7 @@ from builder.errors import UserError
 from builder.fabric import iscsi, iscsi_checks, vmnode
 from builder.fabric.model import Fabric
 from builder.fabric.validate import load, resolve
+from builder.runs import Run
 from builder.spec import load_yaml, validate
 from tests.goldens import assert_golden
 
@@ -136,3 +137,28 @@ def test_iscsi_cases_run_after_the_others_and_skip_what_a_failure_blocks():
     assert not any(c.passed for c in cases) and "iscsid.service not found" in cases[0].evidence
     assert cases[1].evidence == "not run: iscsi-initiator-setup did not pass"
     assert len(calls) == 1  # nothing ran in the guest after the set-up failed
+
+
+def _runs(tmp_path, *ids):
+    return [Run(id=i, root=tmp_path / "runs").start() for i in ids]
+
+
+def test_runs_on_the_same_preferred_port_claim_different_ones(tmp_path):
+    tgtd = tmp_path / "tgtd"
+    a, b = _runs(tmp_path, "000001", "008000")  # 0x8000 = 32768: both prefer port 2
+    assert iscsi.control_port(a.id) == iscsi.control_port(b.id) == 2
+    assert (iscsi.claim_control_port(a, tgtd), iscsi.claim_control_port(b, tgtd)) == (2, 3)
+    a.teardown()  # a's files go, b's stay
+    assert sorted(p.name for p in tgtd.iterdir()) == ["socket.3.lock"]
+    b.teardown()
+    assert list(tgtd.iterdir()) == []
+
+
+def test_a_port_another_tgtd_holds_is_skipped_and_the_search_wraps(tmp_path):
+    tgtd = tmp_path / "tgtd"
+    tgtd.mkdir()
+    (run,) = _runs(tmp_path, "007ffe")  # prefers the last port, 32767
+    (tgtd / "socket.32767.lock").write_text("")  # a tgtd that is not ours
+    assert iscsi.claim_control_port(run, tgtd) == 1
+    run.teardown()
+    assert (tgtd / "socket.32767.lock").exists() and not (tgtd / "socket.1.lock").exists()

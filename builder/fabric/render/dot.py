@@ -48,6 +48,10 @@ from ..validate import Link, ResolvedNode, Topology
 FAILED = {"color": "#c62828", "fontcolor": "#c62828", "penwidth": "3", "class": "failed"}
 SHAPES = {"router": "hexagon", "storage": "cylinder", "vm": "box3d", "host": "box"}
 FILL = {"router": "#eef3fb", "storage": "#f3eefb", "vm": "#fff4e5", "host": "#ffffff"}
+SEGMENT = {"shape": "box", "style": "filled,rounded", "fillcolor": "#e3ecf7", "color": "#4a6fa5"}
+OVERLAY = {"shape": "box", "style": "filled,rounded", "fillcolor": "#e6f4ea", "color": "#3c8d5a"}
+ANYIP = {"shape": "note", "fillcolor": "#fff8e1", "color": "#b08800"}
+ISCSI_PATH = {"color": "#6a3d9a", "fontcolor": "#6a3d9a", "style": "bold", "dir": "forward", "constraint": "false"}
 SVG_TIMEOUT = 60
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # XML (HTML labels) cannot carry these
@@ -74,7 +78,10 @@ def _attrs(attrs: dict[str, str], label: str | None = None) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-def _table(title: str, subtitle: str, rows: list[tuple[str | None, str, str]]) -> str:
+Row = tuple[str | None, str, str]  # (port, left cell, right cell)
+
+
+def _table(title: str, subtitle: str, rows: list[Row]) -> str:
     """An HTML-like label: bold title, grey subtitle, then (port, left, right) rows; the
     cells are escaped here, the port ids are ours: PORT on the right cell (edges to nets leave
     east), PORTw on the left one (iSCSI paths arrive from the west)."""
@@ -177,12 +184,11 @@ def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset
 
     for s in f.segments:
         sub = f"VLAN {s.vlan}" if s.vlan else "untagged"
-        rows = [(None, fam, str(getattr(s, fam))) for fam in ("ipv4", "ipv6") if getattr(s, fam)]
+        rows: list[Row] = [(None, fam, str(getattr(s, fam))) for fam in ("ipv4", "ipv6") if getattr(s, fam)]
         if s.description:
             rows.append((None, "note", s.description))
         label = _table(s.name, f"segment · {sub} · MTU {s.mtu}", rows)
-        out.append(f"  {quote('net:' + s.name)} " + _attrs(mark(f"net:{s.name}", {"shape": "box", "style": "filled,rounded",
-                                                                                   "fillcolor": "#e3ecf7", "color": "#4a6fa5"}), label))  # fmt: skip
+        out.append(f"  {quote('net:' + s.name)} " + _attrs(mark(f"net:{s.name}", SEGMENT), label))
     for o in f.overlays:
         under = f.nets[o.underlay]
         budget = under.mtu - o.overhead
@@ -195,11 +201,11 @@ def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset
         if o.ra:
             rows.append((None, "RA", ", ".join(str(p.prefix) for p in o.ra_prefixes)))
         label = _table(o.name, f"VXLAN overlay · VNI {o.vni}", rows)
-        out.append(f"  {quote('net:' + o.name)} " + _attrs(mark(f"net:{o.name}", {"shape": "box", "style": "filled,rounded",
-                                                                                   "fillcolor": "#e6f4ea", "color": "#3c8d5a"}), label))  # fmt: skip
+        out.append(f"  {quote('net:' + o.name)} " + _attrs(mark(f"net:{o.name}", OVERLAY), label))
+        carrier = {"style": "dashed", "color": "#3c8d5a", "fontcolor": "#3c8d5a",
+                   "label": f"VXLAN over {o.underlay}\nmax overlay MTU {budget}"}
         out.append(f"  {quote('net:' + o.name)} -> {quote('net:' + o.underlay)} "
-                   + _attrs(mark(f"carrier:{o.name}", {"style": "dashed", "color": "#3c8d5a", "fontcolor": "#3c8d5a",
-                                                       "label": f"VXLAN over {o.underlay}\nmax overlay MTU {budget}"})))  # fmt: skip
+                   + _attrs(mark(f"carrier:{o.name}", carrier)))
 
     iscsi = plan(topo)
     ports: dict[tuple[str, str], str] = {}  # (element, net) -> the table port of that link
@@ -209,7 +215,8 @@ def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset
         rows = []
         for i, lk in enumerate(first.links):
             ports[(entry, lk.net.name)] = f"l{i}"
-            rows.append((f"l{i}", lk.device, _addresses([n.link(lk.net.name) for n in nodes])))
+            # replicas are expanded from one entry: each has the first one's links
+            rows.append((f"l{i}", lk.device, _addresses([n.attached(lk.net.name) for n in nodes])))
         if iscsi is not None and kind == "storage":
             rows.append((None, "iSCSI", iscsi.target_iqn))
         sub = " · ".join((kind if kind != "host" else first.role, first.platform, first.kind))
@@ -224,18 +231,19 @@ def fabric_dot(topology: Topology, failed: set[str] | frozenset[str] = frozenset
                        + _attrs(mark(lid, style)))  # fmt: skip
         for p in first.anyip:
             aid = f"anyip:{entry}:{p}"
-            out.append(f"  {quote(aid)} " + _attrs(mark(aid, {"shape": "note", "fillcolor": "#fff8e1", "color": "#b08800",
-                                                              "label": f"AnyIP {p}\nlocal route on lo"})))  # fmt: skip
-            out.append(f"  {quote(eid)} -> {quote(aid)} " + _attrs({"id": f"{aid}:owner", "style": "dotted", "color": "#b08800"}))
+            out.append(f"  {quote(aid)} " + _attrs(mark(aid, {**ANYIP, "label": f"AnyIP {p}\nlocal route on lo"})))
+            owns = {"id": f"{aid}:owner", "style": "dotted", "color": "#b08800"}
+            out.append(f"  {quote(eid)} -> {quote(aid)} " + _attrs(owns))
 
     if iscsi is not None:
         owner = _owner(topo)
         ini, tgt = owner[iscsi.initiator_node], owner[iscsi.target_node]
-        for k, (portal, seg) in enumerate(zip(iscsi.portals, iscsi.segments)):
+        for k, (portal, seg) in enumerate(zip(iscsi.portals, iscsi.segments, strict=True)):
             pid = f"iscsi:{portal}"
-            out.append(f"  {quote('node:' + ini)}:{quote(ports[(ini, seg)] + 'w')}:w -> {quote('node:' + tgt)}:{quote(ports[(tgt, seg)] + 'w')}:w "
-                       + _attrs(mark(pid, {"color": "#6a3d9a", "fontcolor": "#6a3d9a", "style": "bold", "dir": "forward",
-                                           "constraint": "false", "label": f"iSCSI path {k + 1}\n{portal}:{PORT} via {seg}"})))  # fmt: skip
+            src = f"{quote('node:' + ini)}:{quote(ports[(ini, seg)] + 'w')}:w"
+            dst = f"{quote('node:' + tgt)}:{quote(ports[(tgt, seg)] + 'w')}:w"
+            label = f"iSCSI path {k + 1}\n{portal}:{PORT} via {seg}"
+            out.append(f"  {src} -> {dst} " + _attrs(mark(pid, {**ISCSI_PATH, "label": label})))
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -7,25 +7,31 @@ host has no 8021q) a VLAN segment's device is expected to exist already, as a ve
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 
-from ..validate import ResolvedNode, Topology
+from ..model import Overlay
+from ..validate import Link, ResolvedNode, Topology
 
 Argv = list[str]
 
 
 def node_plan(node: ResolvedNode, *, vlan_devices: bool = True, nodad: bool = False) -> list[Argv]:
     cmds: list[Argv] = []
-    seg_links = [lk for lk in node.links if not lk.is_overlay]
-    for lk in seg_links:
+    for lk in node.links:
+        if isinstance(lk.net, Overlay):
+            continue
         if vlan_devices and lk.parent:
             cmds.append(["ip", "link", "set", "dev", lk.parent, "mtu", str(lk.net.mtu), "up"])
-            cmds.append(["ip", "link", "add", "link", lk.parent, "name", lk.device, "type", "vlan", "id", str(lk.net.vlan)])
+            cmds.append(["ip", "link", "add", "link", lk.parent, "name", lk.device,
+                         "type", "vlan", "id", str(lk.net.vlan)])
         cmds.append(["ip", "link", "set", "dev", lk.device, "mtu", str(lk.net.mtu), "up"])
         cmds += _addrs(lk.device, lk, nodad)
-    for lk in (lk for lk in node.links if lk.is_overlay):
+    for lk in node.links:
         o = lk.net
-        under = node.link(o.underlay)
+        if not isinstance(o, Overlay):
+            continue
+        under = node.attached(o.underlay)
         cmds.append(
             ["ip", "link", "add", o.name, "type", "vxlan", "id", str(o.vni), "dstport", str(o.dstport),
              "group", str(o.mcast_group), "dev", under.device, "ttl", str(o.ttl)]
@@ -40,9 +46,10 @@ def node_plan(node: ResolvedNode, *, vlan_devices: bool = True, nodad: bool = Fa
     return cmds
 
 
-def _addrs(dev: str, lk, nodad: bool) -> list[Argv]:
+def _addrs(dev: str, lk: Link, nodad: bool) -> list[Argv]:
     out = []
-    for a in (lk.ipv4, lk.ipv6):
+    addrs: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface | None, ...] = (lk.ipv4, lk.ipv6)
+    for a in addrs:
         if a is not None:
             out.append(["ip", "addr", "add", str(a), "dev", dev] + (["nodad"] if nodad and a.version == 6 else []))
     return out

@@ -7,18 +7,19 @@ own NIC, matched by MAC address (the link's hw_id) when given; VXLANs ride on th
 from __future__ import annotations
 
 from ... import templates
+from ..model import Overlay
 from ..validate import ResolvedNode, Topology
 
 
 def node_files(node: ResolvedNode) -> dict[str, str]:
     files: dict[str, str] = {}
-    for i, lk in enumerate(node.links):
+    for lk in node.links:
         routes = [r for r in node.routes if r.dev == lk.device]
         if lk.is_overlay:
             files[f"30-{lk.net.name}.netdev"] = templates.render("fabric/networkd-vxlan.netdev.j2", node=node, o=lk.net)
             vxlans = []
         else:
-            vxlans = [o.net for o in node.links if o.is_overlay and o.net.underlay == lk.net.name]
+            vxlans = [o.net for o in node.links if isinstance(o.net, Overlay) and o.net.underlay == lk.net.name]
         prio = 30 if lk.is_overlay else 20
         files[f"{prio}-{lk.device}.network"] = templates.render(
             "fabric/networkd-link.network.j2", node=node, lk=lk, vxlans=vxlans, routes=routes

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ... import templates
+from ..model import Overlay
 from ..validate import Link, ResolvedNode, Topology
 
 
 def ra_links(node: ResolvedNode) -> list[Link]:
-    return [lk for lk in node.links if lk.is_overlay and lk.net.ra and lk.ipv6 and node.role == "router"]
+    return [lk for lk in node.links if isinstance(lk.net, Overlay) and lk.net.ra and lk.ipv6 and node.role == "router"]
 
 
 def render_node(topo: Topology, node: ResolvedNode) -> str:

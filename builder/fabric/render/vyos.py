@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ... import templates
+from ..model import Overlay, Segment
 from ..validate import Link, ResolvedNode, Topology
 
 
 @dataclass
 class _Port:
-    name: str
+    name: str | None  # validation names every port of a VyOS node; a Linux one (--node) may lack them
     hw_id: str | None = None
     mtu: int = 1500
     addresses: list[str] = field(default_factory=list)
@@ -18,7 +19,7 @@ class _Port:
 
 
 def _ports(node: ResolvedNode) -> list[_Port]:
-    ports: dict[str, _Port] = {}
+    ports: dict[str | None, _Port] = {}
     for lk in node.links:
         if lk.is_overlay:
             continue
@@ -29,15 +30,16 @@ def _ports(node: ResolvedNode) -> list[_Port]:
             p.vifs.append(lk)
         else:
             p.addresses += [str(a) for a in (lk.ipv4, lk.ipv6) if a]
-    return sorted(ports.values(), key=lambda p: p.name)
+    return sorted(ports.values(), key=lambda p: p.name or "")
 
 
 def render_node(topo: Topology, node: ResolvedNode) -> str:
     overlays = []
     for lk in node.links:
-        if lk.is_overlay:
-            under = node.link(lk.net.underlay)
-            link = f"{under.parent}.{under.net.vlan}" if under.parent else under.device
+        if isinstance(lk.net, Overlay):
+            under = node.attached(lk.net.underlay)
+            seg = under.net
+            link = f"{under.parent}.{seg.vlan}" if under.parent and isinstance(seg, Segment) else under.device
             overlays.append((lk, link))
     return templates.render("fabric/vyos.j2", node=node, ports=_ports(node), overlays=overlays)
 
