@@ -30,6 +30,7 @@ from .fabric import session
 from .image import boottest, disk, export, packer, rootfs
 from .image.boot import Nic, VmPlan, boot
 from .image.cache import Cache, changes, key, summarise
+from .image.disk import DiskPlan
 from .progress import Reporter
 from .publish.manifest import Suite
 from .runs import Run, live_runs
@@ -210,7 +211,7 @@ class Build:
 
         return self._stage(st, produce)
 
-    def _install_boot(self, plan: disk.DiskPlan, raw: Path, pubkey: str) -> None:
+    def _install_boot(self, plan: DiskPlan, raw: Path, pubkey: str) -> None:
         mnt = self.run.dir / "mnt"
         mnt.mkdir(exist_ok=True)
         loop_dev = proc.output(disk.losetup_argv(plan, raw)).strip()

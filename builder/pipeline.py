@@ -116,7 +116,13 @@ class _CILoader(yamlio.Loader):
 
 
 # GitLab's `!reference [job, key]` tag: read as the list it names, which is what the schema expects.
-_CILoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node, deep=True))
+def _reference(loader: yaml.SafeLoader, node: yaml.Node) -> list:
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, "!reference takes a list [job, key, ...]", node.start_mark)
+    return loader.construct_sequence(node, deep=True)
+
+
+_CILoader.add_constructor("!reference", _reference)
 
 
 def vendored_schema() -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -36,7 +37,7 @@ def list_(as_json: bool) -> None:
     """List the images of this project (images/<name>/image.yaml)."""
     project = current_project()
     specs = [load_image(n, project.images_dir) for n in image_names(project.images_dir)]
-    rows = [{"name": s.name, "version": s.version, "description": s.description,
+    rows: list[dict[str, Any]] = [{"name": s.name, "version": s.version, "description": s.description,
              "disk_mib": s.disk_mib, "cpus": s.cpus, "memory_mib": s.memory_mib} for s in specs]
     if as_json:
         emit_json(rows)
