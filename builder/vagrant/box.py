@@ -33,7 +33,7 @@ GIB = 1 << 30
 PROVIDERS = ("libvirt", "virtualbox")
 VMDK_MEMBER = "box-disk001.vmdk"  # the name VirtualBox and packer give a box's disk
 
-Member = tuple[str, "Path | bytes"]
+Member = tuple[str, Path | bytes]
 
 
 class BoxPlan(BaseModel):

@@ -26,7 +26,12 @@ from builder.publish import local
 from builder.runs import Run
 from builder.spec import load_image
 from builder.vagrant import box, catalog, layer
-from tests.integration.runner_fixtures import _free_octet, conn, libvirt_place  # noqa: F401 (fixture)
+from tests.integration.runner_fixtures import (  # noqa: F401 (conn is a fixture)
+    _forget_network_residue,
+    _free_octet,
+    conn,
+    libvirt_place,
+)
 from tests.unit.ovf_helpers import schema_path
 
 pytestmark = [
@@ -139,10 +144,12 @@ end
 
 
 def leftovers(conn, tag: str, pool: str) -> dict[str, list[str]]:  # noqa: F811
+    """What vagrant made for this test: domain `<tag>-default`, network `<tag>-mgmt`, pool volumes
+    (the pool and its `<tag>-net` network belong to libvirt_place, which checks them itself)."""
     p = conn.storagePoolLookupByName(pool)
     p.refresh(0)
     return {"domains": [d.name() for d in conn.listAllDomains() if d.name().startswith(tag)],
-            "networks": [n.name() for n in conn.listAllNetworks() if n.name().startswith(tag)],
+            "networks": [n.name() for n in conn.listAllNetworks() if n.name() == f"{tag}-mgmt"],
             "volumes": p.listVolumes()}
 
 
@@ -156,7 +163,7 @@ def force_clean(conn, tag: str, pool: str) -> None:  # noqa: F811
                 d.destroy()
             d.undefine()
     for n in conn.listAllNetworks():
-        if n.name().startswith(tag):
+        if n.name() == f"{tag}-mgmt":
             if n.isActive():
                 n.destroy()
             try:
@@ -201,7 +208,8 @@ def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):  # noqa
                 f["name"] = f["name"].replace("0.1.0", "0.2.0")
                 local.place(v1 / f["name"].replace("0.2.0", "0.1.0"), v2 / f["name"])
             publish(store, "minimal", "0.2.0", files)
-            out = vagrant(["box", "outdated"], env, project, timeout=300)
+            # --force: `up` has just checked, and without it Vagrant skips a check made within the hour
+            out = vagrant(["box", "outdated", "--force"], env, project, timeout=300)
             assert "newer version" in out and "0.2.0" in out, out
             vagrant(["box", "update"], env, project, timeout=600)
             assert "minimal (libvirt, 0.2.0)" in vagrant(["box", "list"], env, project)
@@ -219,6 +227,7 @@ def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):  # noqa
         finally:
             vagrant(["destroy", "-f"], env, project, timeout=600, check=False)
             force_clean(conn, tag, pool)
+            _forget_network_residue(f"{tag}-mgmt")  # libvirt 9's leftovers of any destroyed network
         assert leftovers(conn, tag, pool) == {"domains": [], "networks": [], "volumes": []}
     TIMES["vagrant test (box add .. destroy, cleanup)"] = time.monotonic() - t_all
     print("\n" + "\n".join(f"  {k}: {v:.1f} s" for k, v in TIMES.items() if k.startswith("vagrant")))
