@@ -222,8 +222,11 @@ def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):  # noqa
             # vagrant-libvirt keeps a box's base image in the pool for the next `up`
             # (`vagrant box remove` says to delete it by hand): nothing else may remain
             assert all("_vagrant_box_image_" in v for v in left["volumes"]), left
-            vagrant(["box", "remove", "minimal", "--all", "--force"], env, project, timeout=300)
+            for provider in box.PROVIDERS:
+                vagrant(["box", "remove", "minimal", "--provider", provider, "--all", "--force"], env, project,
+                        timeout=300)
             assert "There are no installed boxes" in vagrant(["box", "list"], env, project)
+            assert list((home / "boxes").iterdir()) == []
         finally:
             vagrant(["destroy", "-f"], env, project, timeout=600, check=False)
             force_clean(conn, tag, pool)
