@@ -2,6 +2,8 @@
 # Everything builder needs on a fresh Debian bookworm machine: system tools from Debian
 # (apt-get update first), then builder and its test dependencies in .venv.
 # Idempotent: a machine that already has them only pays for the checks.
+# --no-install-recommends matters for vagrant-libvirt: it recommends nfs-kernel-server and
+# libguestfs-tools, which the Vagrant test does not use (no nfsd on this host kernel).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -9,7 +11,7 @@ PACKAGES="qemu-system-x86 qemu-utils packer mmdebstrap extlinux syslinux-common 
   mount util-linux kmod cpio busybox-static linux-image-amd64 openssh-client libxml2-utils
   iproute2 iputils-ping radvd tgt open-iscsi multipath-tools procps psmisc
   libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git
-  graphviz chromium fonts-dejavu-core"
+  graphviz chromium fonts-dejavu-core vagrant vagrant-libvirt"
 
 missing=$(dpkg-query -W -f '${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null | awk '$2!="installed"{print $1}')
 for p in $PACKAGES; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done
