@@ -30,6 +30,7 @@ from .publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest, parse_
 from .report import REPORT, failed_checks, render_report
 from .runs import Run, live_runs
 from .spec import ImageSpec, load_image
+from .vagrant import catalog
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,14 @@ def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force:
         sums = {f["name"]: f["sha256"] for f in o.files.values()}
         sums.update((n, local.sha256_file(staging / n)) for n in (MANIFEST, JUNIT, REPORT))
         (staging / SUMS).write_text(local.sha256sums(sums))
-        return local.commit(staging, output, s.name, o.version, force)
+        final = local.commit(staging, output, s.name, o.version, force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    boxes = {k.removesuffix(".box"): (f["name"], f["sha256"]) for k, f in o.files.items() if k.endswith(".box")}
+    if boxes:  # `vagrant box add <store>/<name>.json` sees every published version
+        catalog.publish_local_catalog(output, s.name, o.version, boxes, s.description)
+    return final
 
 
 class _Published:

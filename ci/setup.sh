@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="qemu-system-x86 qemu-utils packer mmdebstrap extlinux syslinux-common e2fsprogs fdisk
-  mount util-linux kmod cpio busybox-static linux-image-amd64 openssh-client libxml2-utils
+  mount util-linux kmod openssh-client libxml2-utils
   iproute2 iputils-ping radvd tgt open-iscsi multipath-tools procps psmisc
   libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git
   graphviz chromium fonts-dejavu-core vagrant vagrant-libvirt"

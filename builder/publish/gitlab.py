@@ -9,6 +9,7 @@ an interrupted publish, re-run, leaves exactly one copy of every file.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
 from .manifest import MANIFEST, SUMS, Manifest, parse_manifest
 from .verify import VerifiedVersion, parse_sums, require_passing, verify_version_dir
 
-MAX_PROOF_BYTES = 4 << 20  # manifest.json / SHA256SUMS read back from the registry
+MAX_PROOF_BYTES = 4 << 20
+CATALOG_VERSION = "catalog"  # the generic package version holding an image's Vagrant box catalog  # manifest.json / SHA256SUMS read back from the registry
 
 # GitLab's rules for generic packages (docs: user/packages/generic_packages, "Publish a package file").
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -33,7 +35,7 @@ FILE_NAME_RE = PACKAGE_NAME_RE
 # leading or trailing dot, written without nested quantifiers: the old `(\.?[\w+-]+\.?)+`
 # backtracked exponentially on `1.0.0-aaaa...a...` (30 s and more).
 PACKAGE_VERSION_RE = re.compile(r"^(?!\.)(?!.*\.\.)[\w+.-]{1,255}(?<!\.)\Z", re.ASCII)
-IMAGE_SUFFIXES = (".qcow2", ".vmdk", ".ova")
+IMAGE_SUFFIXES = (".qcow2", ".vmdk", ".ova", ".box")
 
 
 def check_names(name: str, version: str, files: list[str] | tuple[str, ...] = ()) -> None:
@@ -205,6 +207,8 @@ def publish_gitlab(
         if release:
             result.release = _sync_release(project, target, vv, release_ref(ref, vv.manifest.git_revision), policy)
             progress(f"release {result.tag} {result.release}")
+    if release:
+        sync_catalog(target, vv.manifest, vv.digests, policy, progress)
     return result
 
 
@@ -240,7 +244,34 @@ def release_uploaded(
         result.unchanged = sorted(vv.digests)
         result.release = _sync_release(project, target, vv, release_ref(ref, m.git_revision), policy)
         progress(f"release {result.tag} {result.release}")
+    sync_catalog(target, m, sums, policy, progress)
     return result
+
+
+def sync_catalog(target: GitLabTarget, m: Manifest, digests: dict[str, str], policy: RetryPolicy,
+                 progress: Callable[[str], None]) -> None:
+    """Merge a released version's Vagrant boxes into the image's box catalog in the registry
+    (generic package NAME, version `catalog`), so `vagrant box add|outdated|update` see it.
+    The publish jobs of one image run one at a time (resource_group), so read-merge-write is safe."""
+    from ..vagrant import catalog
+
+    boxes = {f.removesuffix(".box").rsplit(".", 1)[-1]: (f, d) for f, d in digests.items() if f.endswith(".box")}
+    if not boxes:
+        return
+    file_name = f"{m.name}.json"
+    raw = remote_file(target, m.name, CATALOG_VERSION, file_name, policy)
+    existing = catalog.parse_catalog(raw, f"{m.name}/{CATALOG_VERSION}/{file_name}") if raw is not None else None
+    updated = catalog.update_catalog(existing, m.name, m.version,
+                                     catalog.providers_for(m.name, m.version, boxes, catalog.gitlab_urls(target)))
+    data = (json.dumps(updated, indent=2) + "\n").encode()
+    if data == raw:
+        progress(f"box catalog {file_name} unchanged")
+        return
+    project = target.connect().projects.get(target.project, lazy=True)
+    with api_errors(target, f"updating the box catalog of {m.name} on {target.url}"):
+        policy.retrying()(project.generic_packages.upload, m.name, CATALOG_VERSION, file_name, data=data)
+    progress(f"box catalog {file_name}: {m.version} added "
+             f"(vagrant box add {package_file_url(target, m.name, CATALOG_VERSION, file_name)})")
 
 
 def remote_versions(target: GitLabTarget, name: str, policy: RetryPolicy = RetryPolicy()) -> list[str]:

@@ -28,11 +28,12 @@ def make_version(
     payload: bytes = b"disk",
     tests: dict | None = None,
     sparse_size: int = 0,
+    boxes: bool = False,
 ) -> Path:
     d = output / name / version
     d.mkdir(parents=True)
     entries = []
-    for fmt in ("qcow2", "vmdk", "ova"):
+    for fmt in ("qcow2", "vmdk", "ova", *(("libvirt.box", "virtualbox.box") if boxes else ())):
         p = d / f"{name}-{version}.{fmt}"
         with open(p, "wb") as f:
             f.write(payload + fmt.encode())
