@@ -197,6 +197,7 @@ def run_vm(req: JobRequest, reporter: Reporter, progress: Callable[[str], None] 
             b.image()
             b.boot_test()
             b.fabric_test()
+            b.box()
         except BuildFailed:
             _failure_report(req, b, reporter, progress)
             raise

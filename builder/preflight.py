@@ -18,6 +18,8 @@ from .fabric import validate as fabric_validate
 from .fabric.render import FORMATS
 from .image import archive, disk, export, ovf, packer, rootfs
 from .spec import MIRROR_HELP, MIRROR_RE, ImageSpec
+from .vagrant import box as vbox
+from .vagrant import layer as vlayer
 
 # stage -> (program, Debian package that provides it)
 STAGE_TOOLS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -28,6 +30,7 @@ STAGE_TOOLS: dict[str, tuple[tuple[str, str], ...]] = {
     "boot": (("qemu-system-x86_64", "qemu-system-x86"),),
     "fabric": (("ip", "iproute2"), ("ping", "iputils-ping"), ("tgtd", "tgt"), ("tgtadm", "tgt"),
                ("radvd", "radvd"), ("sysctl", "procps")),
+    "box": (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils")),
     "export": (("qemu-img", "qemu-utils"),),
 }
 STAGE_FILES: dict[str, tuple[tuple[Path, str], ...]] = {"disk": ((disk.MBR_BIN, "syslinux-common"),)}
@@ -102,6 +105,9 @@ def check(spec: ImageSpec, project_root: Path, *, mirror: str | None = None,
     require_tools(stages)
     fabric_file, _, vm = fabric_of(spec, project_root)
     rendered(spec)  # a template that does not render fails here, not after the rootfs
+    if "box" in stages:
+        vbox.plan_for(spec)  # the version must be one Vagrant accepts
+        vlayer.read_public_key(vlayer.insecure_key_path())  # Debian's vagrant package ships it
     state = {spec.distribution: archive.suite_digest(mirror or spec.mirror, spec.distribution,
                                                      file=str(spec.file))} if archive_state else {}
     return Checked(spec, state, fabric_file, vm)

@@ -63,9 +63,10 @@ def cleanup_script() -> str:
     return render("image/cleanup.sh.j2")
 
 
-def stage_inputs(provision_key: str, key_file: Path) -> list:
-    """What decides the box image: the provisioned image, both scripts, the key."""
-    return [provision_key, layer_script(), cleanup_script(), sha256_file(key_file)]
+def stage_inputs(key_file: Path) -> dict[str, str]:
+    """What decides the box image besides the provisioned image (the stage it follows): both
+    scripts and the key."""
+    return {"layer": layer_script(), "cleanup": cleanup_script(), "key": sha256_file(key_file)}
 
 
 def overlay_argv(base: Path, overlay: Path) -> list[str]:

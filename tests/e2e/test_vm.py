@@ -26,8 +26,11 @@ SCHEMA = Path(os.environ.get("BUILDER_OVF_SCHEMA", REPO.parent / "shared" / "ovf
 
 def test_release_is_complete_and_verifiable(minimal_release: Path):
     names = sorted(p.name for p in minimal_release.iterdir())
-    assert names == ["SHA256SUMS", "junit.xml", "manifest.json", "minimal-0.1.0.ova", "minimal-0.1.0.qcow2",
-                     "minimal-0.1.0.vmdk", "report.html"]
+    assert names == ["SHA256SUMS", "junit.xml", "manifest.json", "minimal-0.1.0.libvirt.box", "minimal-0.1.0.ova",
+                     "minimal-0.1.0.qcow2", "minimal-0.1.0.virtualbox.box", "minimal-0.1.0.vmdk", "report.html"]
+    catalog = json.loads((minimal_release.parent.parent / "minimal.json").read_text())
+    assert [v["version"] for v in catalog["versions"]] == ["0.1.0"]
+    assert {p["name"] for p in catalog["versions"][0]["providers"]} == {"libvirt", "virtualbox"}
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
     m = json.loads((minimal_release / "manifest.json").read_text())
     assert m["name"] == "minimal" and m["version"] == "0.1.0" and m["accelerator"] in ("tcg", "kvm")
@@ -91,14 +94,14 @@ def test_unchanged_rebuild_is_current_and_publishes_to_gitlab(
     got = capsys.readouterr()
     m = json.loads(got.out)
     assert m["state"] == "current" and m["version"] == "0.1.0"
-    for stage in ("rootfs", "disk", "provision", "boot", "fabric"):
+    for stage in ("rootfs", "disk", "provision", "boot", "fabric", "box"):
         assert f"✓ {stage} (cached" in got.err
     assert "is current" in got.err
     subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=minimal_release, check=True)
     assert main(["publish", "minimal", "0.1.0", "--to", "gitlab", "--output", str(out),
                  "--project", "training/images", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["uploaded"] == [] and len(again["unchanged"]) == 7  # idempotent: nothing re-sent
+    assert again["uploaded"] == [] and len(again["unchanged"]) == 9  # idempotent: nothing re-sent
 
 
 def test_retest_judges_cached_images_again(minimal_release: Path, test_cache: Path, tmp_path: Path, capsys):
