@@ -185,12 +185,12 @@ class Build:
     def boot_test(self) -> Suite:
         s = self.spec
         checks = boottest.checks_for(s)
-        inputs = [self.out.keys["provision"], [c.__dict__ for c in checks]]
+        inputs = [self.out.keys["provision"], [c.__dict__ for c in checks], s.data_disk_mibs]
 
         def produce(tmp: Path) -> None:
             plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
                           accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                          workdir=self.run.dir / "boot", nics=(Nic(),))
+                          workdir=self.run.dir / "boot", nics=(Nic(),), data_disk_mib=s.data_disk_mibs)
             with boot(self.run, plan) as vm:
                 self.rep.update("waiting for the guest agent on virtio-serial")
                 try:
@@ -256,7 +256,7 @@ class Build:
     def export(self) -> dict[str, dict]:
         s = self.spec
         # the descriptor depends on the OVF writer's code and templates as well as the spec
-        inputs = [self.out.keys["provision"], s.name, s.version, s.description, s.cpus, s.memory_mib,
+        inputs = [self.out.keys["provision"], s.name, s.version, s.description, s.cpus, s.memory_mib, s.data_disk_mibs,
                   sha256_file(Path(ovf.__file__)), self.tools["qemu-img"],
                   sorted(sha256_file(p) for p in (PACKAGE_TEMPLATES / "ovf").glob("*"))]
 

@@ -10,7 +10,7 @@ from .. import proc
 from ..publish.local import sha256_file
 from ..runs import Run
 from ..spec import ImageSpec
-from .ovf import Appliance, Disk, write_ova
+from .ovf import Appliance, Disk, EmptyDisk, write_ova
 
 
 def file_names(spec: ImageSpec) -> dict[str, str]:
@@ -39,6 +39,7 @@ def appliance(spec: ImageSpec, capacity: int, vmdk: str) -> Appliance:
         cpus=spec.cpus,
         memory_mib=spec.memory_mib,
         disk=Disk(file=vmdk, capacity_bytes=capacity),
+        data_disks=tuple(EmptyDisk(capacity_bytes=mib << 20) for mib in spec.data_disk_mibs),
     )
 
 
