@@ -21,6 +21,8 @@ from .fabric import validate as fabric_validate
 from .image import boottest, disk, export, ovf, packer, rootfs
 from .image.boot import Nic, VmPlan, boot
 from .image.cache import Cache, key
+from .lab import plan as labplan
+from .lab import suite as labsuite
 from .progress import Reporter
 from .publish.local import sha256_file
 from .publish.manifest import Suite
@@ -29,8 +31,9 @@ from .spec import ImageSpec
 from .templates import PACKAGE_TEMPLATES
 
 # Bump when a stage's code changes what it produces, to invalidate old cache entries.
-STAGE_VERSION = {"rootfs": 1, "disk": 1, "provision": 1, "boot": 1, "fabric": 1, "export": 1}
+STAGE_VERSION = {"rootfs": 1, "disk": 1, "provision": 1, "boot": 1, "fabric": 1, "export": 1, "lab": 1}
 FABRIC_CODE = Path(__file__).parent / "fabric"
+LAB_CODE = Path(__file__).parent / "lab"
 
 
 @dataclass
@@ -231,14 +234,14 @@ class Build:
             raise UserError("the fabric has no `kind: vm` node for the image", file=str(fabric_file), field="nodes")
         code = sorted(sha256_file(p) for p in [*FABRIC_CODE.rglob("*.py"), *(PACKAGE_TEMPLATES / "fabric").rglob("*")]
                       if p.is_file())
-        inputs = [self.out.keys["provision"], fabric_file.read_text(), code]
+        inputs = [self.out.keys["provision"], fabric_file.read_text(), code, s.data_disk_mibs]
 
         def produce(tmp: Path) -> None:
             self.rep.update(f"fabric up, VM on its taps, {vm_node.name} as the initiator")
             cases = session.run_image_vm(
                 topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node.name,
                 accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                ready_timeout=s.boot_test.timeout)
+                ready_timeout=s.boot_test.timeout, data_disk_mib=s.data_disk_mibs)
             suite = Suite(passed=bool(cases) and all(c.passed for c in cases), cases=cases)
             (tmp / "result.json").write_text(suite.model_dump_json(indent=2))
             if not suite.passed:
@@ -252,6 +255,35 @@ class Build:
             raise
         self.out.tests["fabric"] = Suite.model_validate_json((entry / "result.json").read_text())
         return self.out.tests["fabric"]
+
+    def lab_test(self) -> Suite | None:
+        """The image's course lab (lab/ beside image.yaml) on the fabric, in a throw-away copy of the
+        image with its data disks; None for an image without a lab. Runs after fabric_test."""
+        s = self.spec
+        if not labplan.has_lab(s):
+            return None
+        lab = labplan.load_lab(s)
+        topo = fabric_validate.load((s.dir / s.fabric).resolve())
+        vm_node = next(n.name for n in topo.nodes if n.kind == "vm")
+        code = sorted(sha256_file(p) for p in [*LAB_CODE.rglob("*.py"), *(PACKAGE_TEMPLATES / "lab").rglob("*"),
+                                               *lab.dir.rglob("*")] if p.is_file())  # fmt: skip
+        inputs = [self.out.keys["fabric"], code, s.data_disk_mibs, s.cpus, s.memory_mib]
+
+        def produce(tmp: Path) -> None:
+            suite = labsuite.run_lab_suite(
+                s, topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node,
+                accel=self.out.accelerator, ready_timeout=s.boot_test.timeout, progress=self.rep.update)
+            (tmp / "result.json").write_text(suite.model_dump_json(indent=2))
+            if not suite.passed:
+                raise _SuiteFailed("lab", suite)
+
+        try:
+            entry = self._stage("lab", inputs, f"lab: Ceph cluster on {vm_node}'s overlay address", produce)
+        except _SuiteFailed as e:
+            self.out.tests["lab"] = e.suite
+            raise
+        self.out.tests["lab"] = Suite.model_validate_json((entry / "result.json").read_text())
+        return self.out.tests["lab"]
 
     def export(self) -> dict[str, dict]:
         s = self.spec

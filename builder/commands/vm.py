@@ -14,6 +14,7 @@ from ..build import Build, Outcome
 from ..console import emit_json, err
 from ..errors import BuildFailed
 from ..junit import to_junit
+from ..lab.plan import has_lab
 from ..publish import local
 from ..publish.gitlab import publish_gitlab
 from ..publish.gitlab_target import resolve_target
@@ -65,8 +66,9 @@ def junit_xml(o: Outcome) -> str:
 def publish_local(o: Outcome, output: Path, force: bool, durations: dict[str, float]) -> tuple[Path, Manifest]:
     s = o.spec
     manifest = make_manifest(o, durations)
-    if not manifest.all_passed or set(manifest.tests) != {"boot", "fabric"}:
-        raise BuildFailed("not published: boot and fabric tests must both pass")
+    required = {"boot", "fabric"} | ({"lab"} if has_lab(s) else set())
+    if not manifest.all_passed or set(manifest.tests) != required:
+        raise BuildFailed(f"not published: {', '.join(sorted(required))} tests must all pass")
     local.check_free(output, s.name, s.version, force)  # again: another run may have published meanwhile
     staging = local.staging_dir(output, s.name, s.version)
     try:
@@ -121,6 +123,7 @@ def vm(name: str, version: str | None, output: Path, force: bool, publish_to: st
             b.image()
             b.boot_test()
             b.fabric_test()
+            b.lab_test()
         finally:
             if junit is not None and b.out.tests:
                 junit.write_text(junit_xml(b.out))
