@@ -99,7 +99,8 @@ def _digests(evidence: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in evidence.splitlines() if line.startswith(("written ", "read ")))
 
 
-def lab_cases(execute: Executor, steps: dict[str, str], seed: int) -> list[CaseResult]:
+def lab_cases(execute: Executor, steps: dict[str, str], seed: int,
+              progress: Callable[[str], None] = lambda _: None) -> list[CaseResult]:  # fmt: skip
     """Run the reference steps and the proofs in order; stop at the first failure."""
     scripts = check_scripts(seed)
     want = seeded_digest(seed)
@@ -132,6 +133,7 @@ def lab_cases(execute: Executor, steps: dict[str, str], seed: int) -> list[CaseR
     ]
     cases: list[CaseResult] = []
     for name, fn in plan:
+        progress(f"lab: {name}")
         cases.append(case(name, fn))
         if not cases[-1].passed:
             break
@@ -155,12 +157,11 @@ def run_lab_suite(spec: ImageSpec, topo: Topology, disk: Path, run: Run, *, vm_n
                                   data_disk_mib=spec.data_disk_mibs)  # fmt: skip
 
         def execute(argv: list[str], timeout: float) -> tuple[int, str, str]:
-            progress(f"lab: {' '.join(argv)[:60]}")
             r = vm.agent.exec(argv, timeout=timeout)
             return r.rc, r.stdout, r.stderr
 
         cases = [vmnode.configure(topo, topo.node(vm_node), execute)]
         if cases[0].passed:
-            cases += lab_cases(execute, steps, seed)
+            cases += lab_cases(execute, steps, seed, progress)
         vm.poweroff()
     return Suite(passed=all(c.passed for c in cases) and len(cases) == len(steps) + 6, cases=cases)

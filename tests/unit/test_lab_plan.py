@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import subprocess
 import uuid
 
@@ -95,3 +96,33 @@ def test_health_predicates():
     assert suite.is_ok({"status": "HEALTH_OK", "checks": {}})
     assert not suite.is_degraded({"status": "HEALTH_WARN", "checks": {"OSD_DOWN": {}}})
     assert suite.is_degraded({"status": "HEALTH_WARN", "checks": {"OSD_DOWN": {}, "PG_DEGRADED": {}}})
+
+
+def test_a_failing_step_stops_the_rest_and_is_named():
+    """The suite's control flow against an executor standing in for a guest whose mon never starts."""
+    steps = labplan.render_steps(labplan.load_lab(SPEC), one_node())
+    ran = []
+
+    def guest(argv, timeout):
+        ran.append(argv[-1])
+        return (1, "", "the monitor does not answer\n") if "ceph-mon --mkfs" in argv[-1] else (0, "", "")
+
+    cases = suite.lab_cases(guest, steps, seed=7)
+    assert [(c.name, c.passed) for c in cases] == [("step/10-config.sh", True), ("step/20-mon.sh", False)]
+    assert "the monitor does not answer" in cases[-1].evidence and len(ran) == 2
+
+
+def test_a_wrong_digest_fails_the_round_trip():
+    steps = {"10-config.sh": "true"}
+    healthy = json.dumps({"status": "HEALTH_OK", "checks": {}})
+
+    def guest(argv, timeout):
+        if argv[:2] == ["ceph", "health"]:
+            return 0, healthy, ""
+        if "rados -p" in argv[-1]:
+            return 0, f"written {suite.seeded_digest(7)}\nread {'0' * 64}\n", ""
+        return 0, "{}", ""
+
+    cases = suite.lab_cases(guest, steps, seed=7)
+    assert [(c.name, c.passed) for c in cases][-1] == ("rados-put-get", False)
+    assert "differs" in cases[-1].evidence
