@@ -65,7 +65,7 @@ def health(execute: Executor) -> dict:
         return {"status": "UNPARSABLE", "error": out[-500:]}
 
 
-def wait_health(execute: Executor, want: Callable[[dict], bool], timeout: float, what: str) -> tuple[str, float]:
+def wait_health(execute: Executor, want: Callable[[dict], bool], timeout: float, what: str) -> str:
     """Poll until `want(health)`; evidence is the wait and `ceph -s --format json` at the end."""
     t0 = time.monotonic()
     h = health(execute)
@@ -76,7 +76,7 @@ def wait_health(execute: Executor, want: Callable[[dict], bool], timeout: float,
         h = health(execute)
     waited = time.monotonic() - t0
     _, status, _ = execute(["ceph", "-s", "--format", "json"], 60)
-    return f"{what} after {waited:.0f} s\n$ ceph -s --format json\n{status[-4000:]}", waited
+    return f"{what} after {waited:.0f} s\n$ ceph -s --format json\n{status[-4000:]}"
 
 
 def is_ok(h: dict) -> bool:
@@ -116,16 +116,16 @@ def lab_cases(execute: Executor, steps: dict[str, str], seed: int,
 
     def drill_down() -> str:
         _run(execute, f"systemctl stop ceph-osd@{DRILL_OSD}", f"systemctl stop ceph-osd@{DRILL_OSD}", 300)
-        ev, _ = wait_health(execute, is_degraded, HEALTH_TIMEOUT, f"HEALTH_WARN with PG_DEGRADED (osd.{DRILL_OSD} stopped)")
+        ev = wait_health(execute, is_degraded, HEALTH_TIMEOUT, f"HEALTH_WARN, PG_DEGRADED (osd.{DRILL_OSD} stopped)")
         return ev + "\n" + digest_matches("read-back", ("read",))()
 
     def drill_up() -> str:
         _run(execute, f"systemctl start ceph-osd@{DRILL_OSD}", f"systemctl start ceph-osd@{DRILL_OSD}", 300)
-        return wait_health(execute, is_ok, HEALTH_TIMEOUT, f"HEALTH_OK (osd.{DRILL_OSD} back)")[0]
+        return wait_health(execute, is_ok, HEALTH_TIMEOUT, f"HEALTH_OK (osd.{DRILL_OSD} back)")
 
     plan: list[tuple[str, Callable[[], str]]] = [
         *((f"step/{n}", (lambda n=n, s=s: _run(execute, n, s, STEP_TIMEOUT))) for n, s in steps.items()),
-        ("health-ok", lambda: wait_health(execute, is_ok, HEALTH_TIMEOUT, "HEALTH_OK")[0]),
+        ("health-ok", lambda: wait_health(execute, is_ok, HEALTH_TIMEOUT, "HEALTH_OK")),
         ("rados-put-get", digest_matches("rados", ("written", "read"))),
         ("rbd-krbd-roundtrip", digest_matches("rbd", ("read",))),
         ("drill/osd-down-degraded-data-reads", drill_down),
