@@ -144,15 +144,17 @@ def run_lab_suite(spec: ImageSpec, topo: Topology, disk: Path, run: Run, *, vm_n
                   ready_timeout: float = 600, seed: int | None = None, fsid: uuid.UUID | None = None,
                   progress: Callable[[str], None] = lambda _: None) -> Suite:  # fmt: skip
     """Fabric up, the image booted on it as `vm_node` with its data disks, its network set up,
-    then `lab_cases`. The VM and the fabric are gone when this returns."""
+    then `lab_cases`. `run` is the caller's run; the lab's host objects live in a child run."""
     lab = labplan.load_lab(spec)
     seed = random.randrange(2**32) if seed is None else seed
     plan = labplan.plan_one_node(spec, lab, topo, vm_node, fsid or uuid.uuid4())
     steps = labplan.render_steps(lab, plan)
-    with contextlib.ExitStack() as stack:
+    # A run of its own: host object names carry the run id, and the build's run may still hold
+    # the fabric test's fabric; the lab's fabric and VM are gone when this returns.
+    with Run(root=run.root) as own, contextlib.ExitStack() as stack:
         progress(f"fabric {topo.fabric.name} up, booting the image as {vm_node} with {len(spec.data_disks)} data disks")
-        fab = session.up(topo, run)
-        vm = session.boot_vm_node(stack, topo, vm_node, fab.plan.taps(vm_node), disk, run, accel=accel,
+        fab = session.up(topo, own)
+        vm = session.boot_vm_node(stack, topo, vm_node, fab.plan.taps(vm_node), disk, own, accel=accel,
                                   cpus=spec.cpus, memory_mib=spec.memory_mib, ready_timeout=ready_timeout,
                                   data_disk_mib=spec.data_disk_mibs)  # fmt: skip
 
