@@ -133,7 +133,7 @@ def lab_cases(execute: Executor, steps: dict[str, str], seed: int,
     ]
     cases: list[CaseResult] = []
     for name, fn in plan:
-        progress(f"lab: {name}")
+        progress(name)
         cases.append(case(name, fn))
         if not cases[-1].passed:
             break
