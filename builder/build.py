@@ -31,11 +31,15 @@ from .image import boottest, disk, export, packer, rootfs
 from .image.boot import Nic, VmPlan, boot
 from .image.cache import Cache, changes, key, summarise
 from .image.disk import DiskPlan
+from .lab import plan as labplan
+from .lab import suite as labsuite
 from .progress import Reporter
 from .publish.manifest import Suite
 from .runs import Run, live_runs
 from .spec import ImageSpec
 from .templates import PACKAGE_TEMPLATES
+from .vagrant import box as vbox
+from .vagrant import layer as vlayer
 
 PACKAGE = Path(__file__).parent
 # Source files (globs relative to builder/) whose content shapes each stage's output, and the
@@ -46,11 +50,15 @@ CODE = {
     "provision": ("image/packer.py", "proc.py", "templates/image/packer.pkr.hcl.j2"),
     "boot": ("image/boot.py", "image/boottest.py", "guest.py"),
     "fabric": ("image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
-    "export": ("image/export.py", "image/ovf.py", "templates/ovf/*"),
+    "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
+    "box": ("vagrant/layer.py", "image/boot.py", "guest.py", "templates/vagrant/layer.sh.j2",
+            "templates/image/cleanup.sh.j2"),
+    "export": ("image/export.py", "image/ovf.py", "templates/ovf/*", "vagrant/box.py", "templates/vagrant/*"),
 }
 METHODS = {"rootfs": ("rootfs",), "disk": ("disk", "_install_boot"), "provision": ("provision",),
-           "boot": ("boot_test",), "fabric": ("fabric_test",), "export": ("export", "_export_stage")}
-TEST_STAGES = ("boot", "fabric")
+           "boot": ("boot_test",), "fabric": ("fabric_test",), "lab": ("lab_test",),
+           "box": ("box",), "export": ("export", "_export_stage")}
+TEST_STAGES = ("boot", "fabric", "lab")
 
 
 @functools.cache
@@ -273,13 +281,13 @@ class Build:
     def boot_test(self) -> Suite:
         s = self.spec
         checks = boottest.checks_for(s)
-        st = Stage("boot", "boot test (standalone, guest agent)", {"checks": [c.__dict__ for c in checks]},
-                   after="provision")
+        st = Stage("boot", "boot test (standalone, guest agent)",
+                   {"checks": [c.__dict__ for c in checks], "data_disks": s.data_disk_mibs}, after="provision")
 
         def produce(tmp: Path) -> None:
             plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
                           accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                          workdir=self.run.dir / "boot", nics=(Nic(),))
+                          workdir=self.run.dir / "boot", nics=(Nic(),), data_disk_mib=s.data_disk_mibs)
             with boot(self.run, plan) as vm:
                 self.rep.update("waiting for the guest agent on virtio-serial")
                 try:
@@ -308,14 +316,14 @@ class Build:
         fabric_file, topo, vm_name = preflight.fabric_of(s)
         vm_node = topo.node(vm_name)
         st = Stage("fabric", f"fabric {topo.fabric.name} with the image as {vm_node.name}",
-                   {"fabric": fabric_file.read_text()}, after="provision")
+                   {"fabric": fabric_file.read_text(), "data_disks": s.data_disk_mibs}, after="provision")
 
         def produce(tmp: Path) -> None:
             self.rep.update(f"fabric up, VM on its taps, {vm_node.name} as the initiator")
             cases = session.run_image_vm(
                 topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node.name,
                 accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                ready_timeout=s.boot_test.timeout)
+                ready_timeout=s.boot_test.timeout, data_disk_mib=s.data_disk_mibs)
             suite = Suite(passed=bool(cases) and all(c.passed for c in cases), cases=cases)
             result = {"suite": suite.model_dump(), "provenance": self._provenance()}
             (tmp / "result.json").write_text(json.dumps(result, indent=2))
@@ -332,12 +340,51 @@ class Build:
             self.out.verdicts[st.name] = {"ran": True, **e.provenance}
             raise
 
+    def lab_test(self) -> Suite | None:
+        """The image's course lab (lab/ beside image.yaml) on the fabric, in a throw-away copy of the
+        image with its data disks; None for an image without a lab. Runs after fabric_test."""
+        s = self.spec
+        if not labplan.has_lab(s):
+            return None
+        lab = labplan.load_lab(s)
+        fabric_file, topo, vm_node = preflight.fabric_of(s)
+        st = Stage("lab", f"lab: Ceph cluster on {vm_node}'s overlay address", {
+            "lab": sorted((str(p.relative_to(lab.dir)), p.read_text()) for p in lab.dir.rglob("*") if p.is_file()),
+            "fabric": fabric_file.read_text(), "data_disks": s.data_disk_mibs, "cpus": s.cpus,
+            "memory_mib": s.memory_mib,
+        }, after="provision")
+
+        def produce(tmp: Path) -> None:
+            suite = labsuite.run_lab_suite(
+                s, topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node,
+                accel=self.out.accelerator, ready_timeout=s.boot_test.timeout, progress=self.rep.update)
+            result = {"suite": suite.model_dump(), "provenance": self._provenance()}
+            (tmp / "result.json").write_text(json.dumps(result, indent=2))
+            if not suite.passed:
+                raise _SuiteFailed("lab", suite, self._provenance())
+
+        return self._verdict("lab", self._test_stage(st, produce))
+
+    def box(self) -> Path:
+        """The Vagrant layer over the provisioned image: a `vagrant` user with Vagrant's insecure key
+        and passwordless sudo, only in the boxes (the qcow2, VMDK and OVA never accept that key)."""
+        s, key_file = self.spec, vlayer.insecure_key_path()
+        st = Stage("box", "Vagrant box layer (vagrant user, sudo, insecure key)", vlayer.stage_inputs(key_file),
+                   after="provision")
+
+        def produce(tmp: Path) -> None:
+            vlayer.make_box_image(self.run, self.out.paths["provision"] / "image.qcow2", tmp / "box.qcow2",
+                                  self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib, key_file=key_file,
+                                  ready_timeout=s.boot_test.timeout, on_line=self.rep.update)
+
+        return self._stage(st, produce)
+
     def _export_stage(self, version: str) -> Stage:
         s = self.spec
-        return Stage("export", "export qcow2 + VMDK + OVA", {
-            "appliance": [s.name, s.description, s.cpus, s.memory_mib], "version": version,
+        return Stage("export", "export qcow2 + VMDK + OVA + Vagrant boxes", {
+            "appliance": [s.name, s.description, s.cpus, s.memory_mib, s.data_disk_mibs], "version": version,
             "qemu-img": self.tools["qemu-img"],
-        }, after="provision", volatile=frozenset({"version"}))
+        }, after="box", volatile=frozenset({"version"}))
 
     def content_hash(self) -> str:
         """What the published files are made of, whatever their version: the recipe of every stage
@@ -352,6 +399,7 @@ class Build:
 
         def produce(tmp: Path) -> None:
             files = export.export(spec, self.out.paths["provision"] / "image.qcow2", tmp, self.run)
+            files.update(vbox.write_boxes(vbox.plan_for(spec), self.out.paths["box"] / "box.qcow2", tmp, self.run))
             (tmp / "files.json").write_text(json.dumps(files, indent=2))
 
         entry = self._stage(self._export_stage(version), produce)

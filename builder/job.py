@@ -21,6 +21,7 @@ from .build import Build, Options, Outcome, timestamp
 from .errors import BuildFailed, UserError
 from .fabric.render import dot
 from .junit import to_junit
+from .lab.plan import has_lab
 from .progress import Reporter
 from .project import Project
 from .publish import gitlab, local, versions
@@ -100,8 +101,9 @@ def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force:
                   previous: Manifest | None = None) -> Path:
     """Place the exported files, manifest, JUnit and SHA256SUMS in the store, all or nothing."""
     s = o.spec
-    if not manifest.all_passed or set(manifest.tests) != {"boot", "fabric"}:
-        raise BuildFailed("not published: boot and fabric tests must both pass")
+    required = {"boot", "fabric"} | ({"lab"} if has_lab(s) else set())
+    if not manifest.all_passed or set(manifest.tests) != required:
+        raise BuildFailed(f"not published: {', '.join(sorted(required))} tests must all pass")
     local.check_free(output, s.name, o.version, force)  # again: another run may have published meanwhile
     staging = local.staging_dir(output, s.name, o.version, run.id)
     try:
@@ -197,6 +199,7 @@ def run_vm(req: JobRequest, reporter: Reporter, progress: Callable[[str], None] 
             b.image()
             b.boot_test()
             b.fabric_test()
+            b.lab_test()
             b.box()
         except BuildFailed:
             _failure_report(req, b, reporter, progress)

@@ -39,7 +39,6 @@ def proc_start_time(pid: int) -> str | None:
 
 
 # image/boot.py still imports the old private name; drop this once it uses proc_start_time
-_proc_start_time = proc_start_time
 
 
 def _alive(pid: int, start: str | None) -> bool:

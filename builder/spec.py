@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 import jinja2
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +32,10 @@ MIRROR_RE = re.compile(
     r"^(https?://([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?|file://)(/[A-Za-z0-9._~%/+-]*)?\Z")
 MIRROR_HELP = "want a plain http(s):// or file:// URL (letters, digits, . _ ~ % / + - in the path)"
 SIZE_RE = re.compile(r"^(\d+)\s*([MG])i?B?$", re.IGNORECASE)
+# Data disks are created empty (sparse files, OVF disks without a file): bounded so a typo
+# cannot ask for a petabyte, and few enough for one SATA controller beside the system disk.
+MAX_DATA_DISKS = 8
+DATA_DISK_MIB = (1024, 4096 * 1024)
 
 
 def parse_size_mib(value: str | int) -> int:
@@ -49,6 +54,15 @@ def check_version(version: str, *, file: str | None = None, field: str = "versio
             f"invalid version {version!r} (want e.g. 1.2.0 or 1.2.0-rc1)", file=file, field=field
         )
     return version
+
+
+def _data_disk_size(v: str | int) -> str | int:
+    if not DATA_DISK_MIB[0] <= parse_size_mib(v) <= DATA_DISK_MIB[1]:
+        raise ValueError(f"data disk {v!r}: between 1G and 4096G")
+    return v
+
+
+DataDiskSize = Annotated[str | int, AfterValidator(_data_disk_size)]
 
 
 class _Model(BaseModel):
@@ -120,6 +134,8 @@ class ImageSpec(_Model):
     provision: tuple[str, ...] = Field((), description="jinja2 templates rendered into shell scripts")
     boot_test: BootTest = BootTest()
     fabric: str | None = None
+    data_disks: tuple[DataDiskSize, ...] = Field(
+        (), max_length=MAX_DATA_DISKS, description="empty disks after the system disk, e.g. [20G, 20G, 20G]")
     # set by the loader, not by the file
     dir: Path = Field(Path("."), exclude=True)
 
@@ -186,6 +202,10 @@ class ImageSpec(_Model):
     @property
     def disk_mib(self) -> int:
         return parse_size_mib(self.disk_size)
+
+    @property
+    def data_disk_mibs(self) -> tuple[int, ...]:
+        return tuple(parse_size_mib(d) for d in self.data_disks)
 
     @property
     def file(self) -> Path:

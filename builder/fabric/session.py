@@ -98,24 +98,34 @@ def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | Non
             run.__exit__(None, None, None)
 
 
-def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = None, accel: str = "tcg",
-                 cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300) -> list[CaseResult]:  # fmt: skip
-    """`run_image_suite` with the VM booted here: `disk` (snapshot, so it stays untouched) on
-    the node's taps, NICs with the node's MACs, checks through its guest agent."""
+def boot_vm_node(stack: contextlib.ExitStack, topo: Topology, vm_node: str, taps: list[str], disk: Path, run: Run, *,
+                 accel: str = "tcg", cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300,
+                 data_disk_mib: tuple[int, ...] = ()):  # fmt: skip
+    """Boot `disk` (snapshot, so it stays untouched) as the fabric's `vm_node` on `taps`, NICs
+    with the node's MACs, plus empty data disks; ready once its guest agent answers. The VM
+    lives as long as `stack`."""
     from ..image.boot import Nic, VmPlan, boot
 
+    macs = [lk.hw_id for lk in topo.node(vm_node).links if not lk.is_overlay]
+    plan = VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
+                  workdir=run.dir / "vm", nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs, strict=True)),
+                  data_disk_mib=data_disk_mib)  # fmt: skip
+    vm = stack.enter_context(boot(run, plan))
+    vm.agent.wait_ready(ready_timeout, alive=vm.alive)
+    return vm
+
+
+def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = None, accel: str = "tcg",
+                 cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300,
+                 data_disk_mib: tuple[int, ...] = ()) -> list[CaseResult]:  # fmt: skip
+    """`run_image_suite` with the VM booted here (`boot_vm_node`), checks through its guest agent."""
     vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
-    macs = [lk.hw_id for lk in topo.node(vm).links if not lk.is_overlay]
     with contextlib.ExitStack() as stack:
         vms = []
 
         def start(taps: list[str]) -> None:
-            # a tap per segment link, in link order: the node's MACs pair up one to one
-            nics = tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs, strict=True))
-            plan = VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
-                          workdir=run.dir / "vm", nics=nics)
-            vms.append(stack.enter_context(boot(run, plan)))
-            vms[0].agent.wait_ready(ready_timeout, alive=vms[0].alive)
+            vms.append(boot_vm_node(stack, topo, vm, taps, disk, run, accel=accel, cpus=cpus, memory_mib=memory_mib,
+                                    ready_timeout=ready_timeout, data_disk_mib=data_disk_mib))  # fmt: skip
 
         def vm_exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
             r = vms[0].agent.exec(argv, timeout=timeout)

@@ -1,7 +1,8 @@
 """Boot a disk in QEMU with the guest-agent test channel; used by the boot test and the fabric.
 
 The disk boots through its own bootloader (no -kernel), opened with snapshot=on so a test run
-never changes the image it tests.
+never changes the image it tests. The image's data disks are fresh sparse qcow2 files per boot,
+in the run's directory, so every boot starts from the same empty disks the OVA describes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from .. import proc
 from ..errors import BuildFailed
 from ..guest import GuestAgent
-from ..runs import Run, _proc_start_time
+from ..runs import Run, proc_start_time
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class VmPlan:
     workdir: Path
     nics: tuple[Nic, ...] = (Nic(),)
     snapshot: bool = True
+    data_disk_mib: tuple[int, ...] = ()  # empty disks after the system disk (vdb, vdc, ...)
 
     @property
     def qga_socket(self) -> Path:
@@ -45,6 +47,14 @@ class VmPlan:
     @property
     def console_log(self) -> Path:
         return self.workdir / f"{self.name}.console.log"
+
+    @property
+    def data_disks(self) -> tuple[Path, ...]:
+        return tuple(self.workdir / f"{self.name}.data{i}.qcow2" for i in range(len(self.data_disk_mib)))
+
+
+def data_disk_argv(path: Path, size_mib: int) -> list[str]:
+    return ["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{size_mib}M"]
 
 
 def disk_format(path: Path) -> str:
@@ -63,6 +73,7 @@ def qemu_argv(p: VmPlan) -> list[str]:
         "-display", "none",
         "-vga", "none",
         "-drive", f"file={p.disk},if=virtio,format={disk_format(p.disk)},snapshot={'on' if p.snapshot else 'off'}",
+        *[a for d in p.data_disks for a in ("-drive", f"file={d},if=virtio,format=qcow2,discard=unmap")],
         "-serial", f"file:{p.console_log}",
         "-chardev", f"socket,id=qga0,path={p.qga_socket},server=on,wait=off",
         "-device", "virtio-serial-pci",
@@ -116,16 +127,18 @@ class Vm:
 def boot(run: Run, plan: VmPlan) -> Iterator[Vm]:
     """Start QEMU; on any exit the process is killed (journaled, so a reaper gets it too)."""
     plan.workdir.mkdir(parents=True, exist_ok=True)
-    log = open(plan.workdir / f"{plan.name}.qemu.log", "wb")
-    p = subprocess.Popen(qemu_argv(plan), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True)
+    for path, mib in zip(plan.data_disks, plan.data_disk_mib, strict=True):
+        run.record("path", path=str(path))
+        proc.run(data_disk_argv(path, mib), run_ctx=run)
+    with open(plan.workdir / f"{plan.name}.qemu.log", "wb") as log:  # QEMU keeps its own copy of the fd
+        p = subprocess.Popen(qemu_argv(plan), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
     t0 = time.monotonic()
-    rec = run.record("process", pid=p.pid, start=_proc_start_time(p.pid), group=True)
+    rec = run.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True)
     vm = Vm(plan, p)
     try:
         time.sleep(0.2)
         if p.poll() is not None:
-            log.flush()
             raise BuildFailed(
                 "qemu exited at start: " + (plan.workdir / f"{plan.name}.qemu.log").read_text()[-800:]
             )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 from .. import proc
 from ..publish.local import sha256_file
 from ..runs import Run
 from ..spec import ImageSpec
-from .ovf import Appliance, Disk, write_ova
+from .ovf import Appliance, Disk, EmptyDisk, write_ova
 
 
 def file_names(spec: ImageSpec) -> dict[str, str]:
@@ -31,7 +32,24 @@ def virtual_size(path: Path) -> int:
     return int(info["virtual-size"])
 
 
-def appliance(spec: ImageSpec, capacity: int, vmdk: str) -> Appliance:
+class Described(Protocol):
+    """What an appliance is described from: an image spec, or a Vagrant box plan."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def cpus(self) -> int: ...
+    @property
+    def memory_mib(self) -> int: ...
+    @property
+    def data_disk_mibs(self) -> tuple[int, ...]: ...
+
+
+def appliance(spec: Described, capacity: int, vmdk: str) -> Appliance:
     return Appliance(
         name=spec.name,
         version=spec.version,
@@ -39,6 +57,7 @@ def appliance(spec: ImageSpec, capacity: int, vmdk: str) -> Appliance:
         cpus=spec.cpus,
         memory_mib=spec.memory_mib,
         disk=Disk(file=vmdk, capacity_bytes=capacity),
+        data_disks=tuple(EmptyDisk(capacity_bytes=mib << 20) for mib in spec.data_disk_mibs),
     )
 
 
@@ -55,7 +74,7 @@ def export(spec: ImageSpec, provisioned: Path, out: Path, run: Run) -> dict[str,
     write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name), vmdk)
     files = {}
     with ThreadPoolExecutor(2) as pool:
-        digests = dict(zip(names, pool.map(sha256_file, (qcow2, vmdk, ova))))
+        digests = dict(zip(names, pool.map(sha256_file, (qcow2, vmdk, ova)), strict=True))
     for fmt, name in names.items():
         files[fmt] = {"name": name, "size": (out / name).stat().st_size, "sha256": digests[fmt]}
     return files

@@ -1,7 +1,9 @@
 """OVF 1.0 descriptor and OVA package for VirtualBox.
 
 Plan: `render_descriptor(app, vmdk_size)` turns a frozen `Appliance` into descriptor text (golden-file
-tested, valid against DMTF's OVF 1.1 schema). Apply: `write_ova(dest, app, vmdk)` packs descriptor,
+tested, valid against DMTF's OVF 1.1 schema). Data disks are `Disk`s with a capacity and no
+`ovf:fileRef`: VirtualBox creates them empty (dynamically sized) on import, so they cost nothing
+in the package. Apply: `write_ova(dest, app, vmdk)` packs descriptor,
 disk and manifest into a ustar archive the way VirtualBox does, atomically.
 """
 
@@ -53,6 +55,12 @@ class Disk(_Frozen):
         return v
 
 
+class EmptyDisk(_Frozen):
+    """A data disk the importer creates empty, attached on the SATA controller after the system disk."""
+
+    capacity_bytes: Annotated[int, Field(gt=0)]
+
+
 class Nic(_Frozen):
     network: str = "NAT"
     # E1000 is what VirtualBox writes for its Intel PRO/1000 MT Desktop (82540EM) and maps back to it.
@@ -70,6 +78,8 @@ class Appliance(_Frozen):
     cpus: Annotated[int, Field(ge=1, le=64)] = 2
     memory_mib: Annotated[int, Field(ge=4, le=2097152)] = 1024
     disk: Disk
+    # AHCI has 30 ports; port 0 is the system disk
+    data_disks: Annotated[tuple[EmptyDisk, ...], Field(max_length=29)] = ()
     nic: Nic = Nic()
 
 
@@ -143,7 +153,7 @@ def write_ova(dest: Path, app: Appliance, vmdk: Path) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=CHUNK) as tar:
+            with tarfile.TarFile(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=CHUNK) as tar:
                 tar.addfile(_member(ovf_name, len(descriptor), mtime), io.BytesIO(descriptor))
                 with open(vmdk, "rb") as disk:
                     reader = _HashingReader(disk)

@@ -25,8 +25,8 @@ from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
 from .manifest import MANIFEST, SUMS, Manifest, parse_manifest
 from .verify import VerifiedVersion, parse_sums, require_passing, verify_version_dir
 
-MAX_PROOF_BYTES = 4 << 20
-CATALOG_VERSION = "catalog"  # the generic package version holding an image's Vagrant box catalog  # manifest.json / SHA256SUMS read back from the registry
+MAX_PROOF_BYTES = 4 << 20  # manifest.json / SHA256SUMS read back from the registry
+CATALOG_VERSION = "catalog"  # the generic package version holding an image's Vagrant box catalog
 
 # GitLab's rules for generic packages (docs: user/packages/generic_packages, "Publish a package file").
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")

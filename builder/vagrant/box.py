@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import proc, templates
 from ..image import export, ovf
 from ..runs import Run
-from ..spec import NAME_RE, ImageSpec, parse_size_mib
+from ..spec import NAME_RE, ImageSpec
 from .catalog import check_box_version
 
 GIB = 1 << 30
@@ -46,15 +46,13 @@ class BoxPlan(BaseModel):
     description: str = ""
     cpus: Annotated[int, Field(ge=1, le=64)]
     memory_mib: Annotated[int, Field(ge=256)]
-    data_disks_mib: tuple[Annotated[int, Field(gt=0)], ...] = ()
+    data_disk_mibs: tuple[Annotated[int, Field(gt=0)], ...] = ()
 
 
 def plan_for(spec: ImageSpec) -> BoxPlan:
     check_box_version(spec.version)
-    # `data_disks: [20G, ...]` is an optional spec field (not every spec version has it)
-    disks = tuple(parse_size_mib(d) for d in getattr(spec, "data_disks", None) or ())
     return BoxPlan(name=spec.name, version=spec.version, description=spec.description, cpus=spec.cpus,
-                   memory_mib=spec.memory_mib, data_disks_mib=disks)
+                   memory_mib=spec.memory_mib, data_disk_mibs=spec.data_disk_mibs)
 
 
 def file_name(box: BoxPlan, provider: str) -> str:
@@ -114,7 +112,8 @@ def write_box(dest: Path, items: list[Member]) -> str:
     try:
         with os.fdopen(fd, "wb") as out:
             writer = _HashingWriter(out)
-            with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT, copybufsize=ovf.CHUNK) as tar:
+            with tarfile.TarFile(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+                                 copybufsize=ovf.CHUNK) as tar:  # a write-only stream that hashes: no seek
                 for name, value in items:
                     info = tarfile.TarInfo(name)
                     info.mtime, info.mode = mtime, 0o644

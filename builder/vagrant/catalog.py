@@ -66,9 +66,11 @@ def gem_compare(a: str, b: str) -> int:
         y = right[i] if i < len(right) else 0
         if x == y:
             continue
-        if isinstance(x, str) != isinstance(y, str):
-            return -1 if isinstance(x, str) else 1
-        return -1 if x < y else 1
+        if isinstance(x, int) and isinstance(y, int):
+            return -1 if x < y else 1
+        if isinstance(x, str) and isinstance(y, str):
+            return -1 if x < y else 1
+        return -1 if isinstance(x, str) else 1  # a pre-release segment sorts below a number
     return 0
 
 
@@ -137,7 +139,10 @@ def update_catalog(existing: dict | None, name: str, version: str, providers: It
             cat.description = description
     kept = [v for v in cat.versions if gem_compare(v.version, version) != 0]
     new.providers.sort(key=lambda p: p.name)
-    cat.versions = sorted([*kept, new], key=functools.cmp_to_key(lambda a, b: gem_compare(a.version, b.version)))
+    def order(a: CatalogVersion, b: CatalogVersion) -> int:
+        return gem_compare(a.version, b.version)
+
+    cat.versions = sorted([*kept, new], key=functools.cmp_to_key(order))
     return cat.model_dump(mode="json", exclude_none=True)
 
 

@@ -32,6 +32,7 @@ from tests.integration.runner_fixtures import (  # noqa: F401 (conn is a fixture
     conn,
     libvirt_place,
 )
+from tests.repo import IMAGES
 from tests.unit.ovf_helpers import schema_path
 
 pytestmark = [
@@ -47,7 +48,7 @@ TIMES: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def provisioned(test_cache) -> Path:
     """The minimal image up to the provisioned qcow2: the stage cache makes a rerun cheap."""
-    spec = load_image("minimal")
+    spec = load_image("minimal", IMAGES)
     opts = dict(accel="tcg", mirror=None, cache_dir=test_cache, no_cache=False, packer_timeout=3600, quiet=True)
     t0 = time.monotonic()
     outcome = run_build(spec, opts, lambda b: b.image())
@@ -58,7 +59,7 @@ def provisioned(test_cache) -> Path:
 @pytest.fixture(scope="module")
 def store(provisioned, tmp_path_factory) -> Path:
     """Box layer, both boxes and the catalog for minimal 0.1.0 in a local store."""
-    spec = load_image("minimal")
+    spec = load_image("minimal", IMAGES)
     plan = box.plan_for(spec)
     out = tmp_path_factory.mktemp("store")
     vdir = out / plan.name / plan.version
@@ -95,7 +96,7 @@ def test_boxes_have_the_vagrant_layout(store):
         assert json.load(tar.extractfile("metadata.json")) == {"provider": "libvirt", "format": "qcow2",
                                                                "virtual_size": 2}
         # the box's defaults only: no driver, no CPU model (unit-tested on the same template)
-        assert tar.extractfile("Vagrantfile").read().decode() == box.vagrantfile(box.plan_for(load_image("minimal")),
+        assert tar.extractfile("Vagrantfile").read().decode() == box.vagrantfile(box.plan_for(load_image("minimal", IMAGES)),
                                                                                  "libvirt")
 
     with tarfile.open(vdir / "minimal-0.1.0.virtualbox.box") as tar:
@@ -143,7 +144,7 @@ end
 """
 
 
-def leftovers(conn, tag: str, pool: str) -> dict[str, list[str]]:  # noqa: F811
+def leftovers(conn, tag: str, pool: str) -> dict[str, list[str]]:
     """What vagrant made for this test: domain `<tag>-default`, network `<tag>-mgmt`, pool volumes
     (the pool and its `<tag>-net` network belong to libvirt_place, which checks them itself)."""
     p = conn.storagePoolLookupByName(pool)
@@ -153,7 +154,7 @@ def leftovers(conn, tag: str, pool: str) -> dict[str, list[str]]:  # noqa: F811
             "volumes": p.listVolumes()}
 
 
-def force_clean(conn, tag: str, pool: str) -> None:  # noqa: F811
+def force_clean(conn, tag: str, pool: str) -> None:
     """After a failure: whatever vagrant left of this test, by name."""
     import libvirt
 
@@ -176,7 +177,7 @@ def force_clean(conn, tag: str, pool: str) -> None:  # noqa: F811
         v.delete(0)
 
 
-def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):  # noqa: F811
+def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):
     cat_url = catalog.catalog_path(store, "minimal").resolve().as_uri()
     home, project = tmp_path / "vagrant.d", tmp_path / "project"
     project.mkdir()

@@ -6,7 +6,7 @@ import os
 import struct
 from pathlib import Path
 
-from builder.image.ovf import Appliance, Disk
+from builder.image.ovf import Appliance, Disk, EmptyDisk
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "ovf"
@@ -19,7 +19,7 @@ def schema_path() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "ovf-schema" / "dsp8023_1.1.1.xsd"
 
 
-def sample_appliance(capacity_bytes: int = 8 << 30) -> Appliance:
+def sample_appliance(capacity_bytes: int = 8 << 30, data_disks: int = 0) -> Appliance:
     return Appliance(
         name="ceph-training",
         version="1.2.0",
@@ -30,6 +30,7 @@ def sample_appliance(capacity_bytes: int = 8 << 30) -> Appliance:
         cpus=2,
         memory_mib=2048,
         disk=Disk(file="ceph-training-1.2.0-disk001.vmdk", capacity_bytes=capacity_bytes, populated_bytes=1 << 30),
+        data_disks=(EmptyDisk(capacity_bytes=20 << 30),) * data_disks,
     )
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import xml.etree.ElementTree as ET
 
 import pytest
 from ovf_helpers import GOLDEN, fake_stream_vmdk, sample_appliance, schema_path
@@ -44,8 +45,28 @@ def odd_appliance() -> Appliance:
 
 
 def test_descriptor_matches_golden():
-    text = render_descriptor(sample_appliance(), 1_234_567_890)
+    text = render_descriptor(sample_appliance(data_disks=3), 1_234_567_890)
     assert_golden("ovf/ceph-training.ovf", text)
+
+
+def test_data_disks_have_no_file_and_sit_on_sata_after_the_system_disk():
+    """VirtualBox creates a Disk without fileRef empty on import: nothing of it is in References."""
+    ns = {"ovf": "http://schemas.dmtf.org/ovf/envelope/1",
+          "rasd": "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"}
+    root = ET.fromstring(render_descriptor(sample_appliance(data_disks=3), 1))
+    attr = lambda e, a: e.get(f"{{{ns['ovf']}}}{a}")
+    disks = root.findall("ovf:DiskSection/ovf:Disk", ns)
+    assert [(attr(d, "diskId"), attr(d, "fileRef"), attr(d, "capacity")) for d in disks] == [
+        ("vmdisk1", "file1", str(8 << 30)), *[(f"vmdisk{i}", None, str(20 << 30)) for i in (2, 3, 4)]]
+    assert len(root.findall("ovf:References/ovf:File", ns)) == 1
+    items = root.findall(".//ovf:VirtualHardwareSection/ovf:Item", ns)
+    on_sata = [(i.findtext("rasd:HostResource", None, ns), i.findtext("rasd:AddressOnParent", None, ns))
+               for i in items if i.findtext("rasd:ResourceType", None, ns) == "17"]
+    assert on_sata == [(f"ovf:/disk/vmdisk{n + 1}", str(n)) for n in range(4)]
+    assert all(i.findtext("rasd:Parent", None, ns) == "3" for i in items
+               if i.findtext("rasd:ResourceType", None, ns) == "17")
+    ids = [i.findtext("rasd:InstanceID", None, ns) for i in items]
+    assert len(ids) == len(set(ids))
 
 
 def test_golden_descriptor_validates_against_ovf_schema():

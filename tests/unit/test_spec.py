@@ -50,6 +50,10 @@ def test_good_spec(tmp_path):
         (GOOD.replace("name: demo", "name: other"), "name", "differs"),
         (GOOD.replace("[iproute2]", "[Not_A_Package]"), "packages", "Debian package"),
         ("name: [\n", "line", "not valid YAML"),
+        (GOOD + "data_disks: [20G, 1T]\n", "data_disks[1]", "not a size"),
+        (GOOD + "data_disks: [512M]\n", "data_disks", "between 1G and 4096G"),
+        (GOOD + "data_disks: [5000G]\n", "data_disks", "between 1G and 4096G"),
+        (GOOD + "data_disks: [" + "1G, " * 9 + "]\n", "data_disks", "at most 8"),
     ],
 )
 def test_bad_spec_names_file_and_field(tmp_path, text, field, words):
@@ -60,6 +64,12 @@ def test_bad_spec_names_file_and_field(tmp_path, text, field, words):
     assert str(root / "demo" / "image.yaml") in msg
     assert field in msg and words in msg
     assert "\n" not in msg
+
+
+def test_data_disks(tmp_path):
+    spec = load_image("demo", make(tmp_path, GOOD + "data_disks: [20G, 5G, 8192M]\n"))
+    assert spec.data_disk_mibs == (20480, 5120, 8192)
+    assert load_image("ceph-training", IMAGES).data_disk_mibs == (20480,) * 3
 
 
 def test_unknown_image_lists_known():

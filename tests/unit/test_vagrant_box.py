@@ -15,28 +15,31 @@ import pytest
 from ovf_helpers import fake_stream_vmdk, schema_path
 
 from builder.errors import UserError
-from builder.spec import load_image
+from builder.spec import load_image, parse_size_mib
 from builder.vagrant import box, layer
 from builder.vagrant.box import BoxPlan
 from tests.goldens import assert_golden
+from tests.repo import IMAGES
 
 PLAN = BoxPlan(name="ceph-training", version="1.2.0", description="Ceph lab", cpus=2, memory_mib=3072,
-               data_disks_mib=(20480, 10240))
+               data_disk_mibs=(20480, 10240))
 
 
 def spec_like(**over):
     base = dict(name="minimal", version="0.1.0", description="d", cpus=2, memory_mib=1024)
-    return SimpleNamespace(**{**base, **over})
+    merged = {**base, **over}
+    merged["data_disk_mibs"] = tuple(parse_size_mib(d) for d in merged.pop("data_disks", ()))
+    return SimpleNamespace(**merged)
 
 
 def test_plan_from_the_minimal_image_spec():
-    p = box.plan_for(load_image("minimal"))
-    assert (p.name, p.version, p.cpus, p.memory_mib, p.data_disks_mib) == ("minimal", "0.1.0", 2, 1024, ())
+    p = box.plan_for(load_image("minimal", IMAGES))
+    assert (p.name, p.version, p.cpus, p.memory_mib, p.data_disk_mibs) == ("minimal", "0.1.0", 2, 1024, ())
     assert box.file_name(p, "libvirt") == "minimal-0.1.0.libvirt.box"
 
 
 def test_plan_takes_optional_data_disks_and_refuses_versions_vagrant_cannot_read():
-    assert box.plan_for(spec_like(data_disks=["20G", "512M"])).data_disks_mib == (20480, 512)
+    assert box.plan_for(spec_like(data_disks=["20G", "512M"])).data_disk_mibs == (20480, 512)
     with pytest.raises(UserError, match="Vagrant box version"):
         box.plan_for(spec_like(version="1.0.0+build.7"))
 
@@ -50,7 +53,7 @@ def test_metadata():
 @pytest.mark.parametrize("provider", box.PROVIDERS)
 @pytest.mark.parametrize("disks", [(), (20480, 10240)], ids=["no-data-disks", "data-disks"])
 def test_vagrantfile_golden(provider, disks):
-    text = box.vagrantfile(PLAN.model_copy(update={"data_disks_mib": disks}), provider)
+    text = box.vagrantfile(PLAN.model_copy(update={"data_disk_mibs": disks}), provider)
     assert_golden(f"vagrant/Vagrantfile.{provider}{'-data' if disks else ''}", text)
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     # never the build host's accelerator or CPU: a box must run under KVM on a trainee's machine
