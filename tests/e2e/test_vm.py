@@ -159,3 +159,13 @@ def test_ceph_training_end_to_end(tmp_path, test_cache, capsys):
     cases = {c["name"]: c for c in m["tests"]["boot"]["cases"]}
     assert cases["ceph-version"]["passed"] and "ceph version" in cases["ceph-version"]["evidence"]
     assert (tmp_path / "ceph-training" / "1.0.0" / "ceph-training-1.0.0.ova").is_file()
+    # the course's first exercise, proven on this image: a cluster over IPv6 on the VXLAN overlay
+    lab = {c["name"]: c for c in m["tests"]["lab"]["cases"]}
+    assert m["tests"]["lab"]["passed"] and m["verdicts"]["lab"]
+    assert {"health-ok", "rados-put-get", "rbd-krbd-roundtrip", "drill/osd-down-degraded-data-reads",
+            "drill/osd-up-health-ok"} <= set(lab)
+    assert "HEALTH_OK" in lab["health-ok"]["evidence"]
+    assert main(["ova", "inspect", str(tmp_path / "ceph-training" / "1.0.0" / "ceph-training-1.0.0.ova"),
+                 "--json"]) == 0
+    disks = json.loads(capsys.readouterr().out)["disks"]
+    assert [d["file"] for d in disks[1:]] == [None] * 3 and all(d["capacity_bytes"] == 20 << 30 for d in disks[1:])
