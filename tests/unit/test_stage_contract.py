@@ -1,0 +1,70 @@
+"""The stage contract: keys follow every input and the stage's own code; the archive state and the
+export version are volatile (in the key, not in the recipe behind content_hash); a miss says what
+changed; release notes list package changes since the previous version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder import templates
+from builder.build import CODE, METHODS, Build, Outcome, Stage, method_digest
+from builder.image.cache import Cache, changes, summarise
+from builder.publish.manifest import Manifest
+from builder.spec import load_image
+from tests.repo import IMAGES
+
+
+def bare_build(tmp_path: Path, archive: str) -> Build:
+    """A Build with only what _keys needs (no host probing)."""
+    b = Build.__new__(Build)
+    b.spec = load_image("minimal", IMAGES)
+    b.out = Outcome(b.spec, "tcg", archive={"bookworm": archive})
+    return b
+
+
+def rootfs_stage(b: Build) -> Stage:
+    return Stage("rootfs", "x", {"packages": ["a"], **{f"archive.{k}": v for k, v in b.out.archive.items()}},
+                 volatile=frozenset(f"archive.{k}" for k in b.out.archive))
+
+
+def test_archive_state_changes_the_key_but_not_the_recipe(tmp_path):
+    old, new = bare_build(tmp_path, "sha256:old"), bare_build(tmp_path, "sha256:new")
+    k_old, r_old, _ = old._keys(rootfs_stage(old))
+    k_new, r_new, _ = new._keys(rootfs_stage(new))
+    assert k_old != k_new and r_old == r_new
+
+
+def test_later_stages_chain_keys_and_recipes(tmp_path):
+    keys = {}
+    for archive in ("sha256:old", "sha256:new"):
+        b = bare_build(tmp_path, archive)
+        b.out.keys["rootfs"], b.out.recipes["rootfs"] = b._keys(rootfs_stage(b))[:2]
+        keys[archive] = b._keys(Stage("disk", "x", {"disk_mib": 2048}, after="rootfs"))[:2]
+    assert keys["sha256:old"][0] != keys["sha256:new"][0]  # the disk is rebuilt on a new archive
+    assert keys["sha256:old"][1] == keys["sha256:new"][1]  # but its recipe is the same
+
+
+def test_every_stage_hashes_its_own_code():
+    assert set(CODE) == set(METHODS)
+    assert all(len(method_digest(m)) == 16 for m in METHODS.values())
+    assert method_digest(METHODS["boot"]) != method_digest(METHODS["fabric"])
+
+
+def test_a_miss_says_which_inputs_changed(tmp_path):
+    cache = Cache(tmp_path)
+    tmp = cache.staging("rootfs", "minimal", "abc123")
+    cache.commit(tmp, "rootfs", "minimal", "k1", summarise({"mmdebstrap": "1.3.5", "customize": "x" * 500}))
+    old = cache.latest_inputs("rootfs", "minimal")
+    assert old is not None
+    assert changes(old, summarise({"mmdebstrap": "1.3.6", "customize": "y" * 500})) == [
+        "customize changed", "mmdebstrap 1.3.5 → 1.3.6"]
+
+
+def test_release_notes_list_package_changes():
+    m = Manifest(name="x", version="1.0.0.1", input_hash="a", git_revision=None, built_at="t", accelerator="tcg",
+                 tools={}, packages={}, files=[], stages={}, tests={}, previous_version="1.0.0",
+                 package_changes={"added": {"new": "1"}, "removed": {"old": "2"},
+                                  "upgraded": {"ceph": ["16.2.11", "16.2.15"]}, "downgraded": {}})
+    text = templates.render("publish/release.md.j2", m=m)
+    assert "Packages since 1.0.0:" in text and "- upgraded ceph 16.2.11 → 16.2.15" in text
+    assert "- added new 1" in text and "- removed old (was 2)" in text
