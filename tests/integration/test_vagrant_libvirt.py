@@ -21,11 +21,9 @@ from pathlib import Path
 import pytest
 
 from builder import proc
-from builder.commands.options import run_build
 from builder.publish import local
-from builder.runs import Run
 from builder.spec import load_image
-from builder.vagrant import box, catalog, layer
+from builder.vagrant import box, catalog
 from tests.integration.runner_fixtures import (  # noqa: F401 (conn is a fixture)
     _forget_network_residue,
     _free_octet,
@@ -45,37 +43,23 @@ pytestmark = [
 TIMES: dict[str, float] = {}
 
 
-@pytest.fixture(scope="module")
-def provisioned(test_cache) -> Path:
-    """The minimal image up to the provisioned qcow2: the stage cache makes a rerun cheap."""
-    spec = load_image("minimal", IMAGES)
-    opts = dict(accel="tcg", mirror=None, cache_dir=test_cache, no_cache=False, packer_timeout=3600, quiet=True)
-    t0 = time.monotonic()
-    outcome = run_build(spec, opts, lambda b: b.image())
-    TIMES["image build (cache)"] = time.monotonic() - t0
-    return outcome.paths["provision"] / "image.qcow2"
+def box_files(vdir: Path) -> dict[str, dict]:
+    """{"libvirt.box": {name, sha256}, ...} as the version's manifest lists them."""
+    m = json.loads((vdir / "manifest.json").read_text())
+    return {f["format"]: {"name": f["name"], "sha256": f["sha256"]} for f in m["files"]
+            if f["format"] and f["format"].endswith(".box")}
 
 
 @pytest.fixture(scope="module")
-def store(provisioned, tmp_path_factory) -> Path:
-    """Box layer, both boxes and the catalog for minimal 0.1.0 in a local store."""
-    spec = load_image("minimal", IMAGES)
-    plan = box.plan_for(spec)
+def store(minimal_release: Path, tmp_path_factory) -> Path:
+    """A store of our own holding the version `builder vm minimal` published (boxes included,
+    hard-linked) and its catalog; the test adds a second version to it."""
     out = tmp_path_factory.mktemp("store")
-    vdir = out / plan.name / plan.version
+    vdir = out / "minimal" / "0.1.0"
     vdir.mkdir(parents=True)
-    work = tmp_path_factory.mktemp("box")
-    t0 = time.monotonic()
-    with Run(root=work / "runs") as run:
-        box_qcow2 = layer.make_box_image(run, provisioned, work / "box.qcow2", "tcg",
-                                         cpus=spec.cpus, memory_mib=spec.memory_mib)
-        TIMES["box layer (boot, layer, flatten)"] = time.monotonic() - t0
-        t1 = time.monotonic()
-        files = box.write_boxes(plan, box_qcow2, vdir, run)
-        TIMES["box files (vmdk + 2 tars)"] = time.monotonic() - t1
-    (vdir / "files.json").write_text(json.dumps(files))
-    publish(out, plan.name, plan.version, files, spec.description)
-    print("\n" + "\n".join(f"  {k}: {v:.1f} s" for k, v in TIMES.items()))
+    for p in minimal_release.iterdir():
+        local.place(p, vdir / p.name)
+    publish(out, "minimal", "0.1.0", box_files(vdir))
     return out
 
 
@@ -86,7 +70,7 @@ def publish(out: Path, name: str, version: str, files: dict, description: str | 
 
 def test_boxes_have_the_vagrant_layout(store):
     vdir = store / "minimal" / "0.1.0"
-    files = json.loads((vdir / "files.json").read_text())
+    files = box_files(vdir)
     assert sorted(files) == ["libvirt.box", "virtualbox.box"]
     for f in files.values():
         assert local.sha256_file(vdir / f["name"]) == f["sha256"]
@@ -204,7 +188,7 @@ def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):
             # a second version lands in the catalog (same bytes, new name: only the catalog matters)
             v1, v2 = store / "minimal" / "0.1.0", store / "minimal" / "0.2.0"
             v2.mkdir()
-            files = json.loads((v1 / "files.json").read_text())
+            files = box_files(v1)
             for f in files.values():
                 f["name"] = f["name"].replace("0.1.0", "0.2.0")
                 local.place(v1 / f["name"].replace("0.2.0", "0.1.0"), v2 / f["name"])
