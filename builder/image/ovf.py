@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import struct
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import templates
+from ..atomic import atomic_file
 from ..errors import BuildFailed, UserError
 
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
@@ -148,26 +147,15 @@ def write_ova(dest: Path, app: Appliance, vmdk: Path) -> Path:
     ovf_name, mf_name = f"{stem}.ovf", f"{stem}.mf"
     mtime = int(vmdk.stat().st_mtime)
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            with tarfile.TarFile(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT, copybufsize=CHUNK) as tar:
-                tar.addfile(_member(ovf_name, len(descriptor), mtime), io.BytesIO(descriptor))
-                with open(vmdk, "rb") as disk:
-                    reader = _HashingReader(disk)
-                    tar.addfile(_member(app.disk.file, size, mtime), reader)
-                manifest = (
-                    manifest_line(ovf_name, hashlib.sha256(descriptor).hexdigest())
-                    + manifest_line(app.disk.file, reader.hash.hexdigest())
-                ).encode()
-                tar.addfile(_member(mf_name, len(manifest), mtime), io.BytesIO(manifest))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(dest) as out, tarfile.TarFile(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT,
+                                                   copybufsize=CHUNK) as tar:
+        tar.addfile(_member(ovf_name, len(descriptor), mtime), io.BytesIO(descriptor))
+        with open(vmdk, "rb") as disk:
+            reader = _HashingReader(disk)
+            tar.addfile(_member(app.disk.file, size, mtime), reader)
+        manifest = (
+            manifest_line(ovf_name, hashlib.sha256(descriptor).hexdigest())
+            + manifest_line(app.disk.file, reader.hash.hexdigest())
+        ).encode()
+        tar.addfile(_member(mf_name, len(manifest), mtime), io.BytesIO(manifest))
     return dest

@@ -17,13 +17,13 @@ import json
 import math
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import proc, templates
+from ..atomic import atomic_file
 from ..image import export, ovf
 from ..runs import Run
 from ..spec import NAME_RE, ImageSpec
@@ -106,31 +106,20 @@ def write_box(dest: Path, items: list[Member]) -> str:
     dest = Path(dest)
     files = [v for _, v in items if isinstance(v, Path)]
     mtime = int(files[0].stat().st_mtime) if files else 0
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            writer = _HashingWriter(out)
-            with tarfile.TarFile(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
-                                 copybufsize=ovf.CHUNK) as tar:  # a write-only stream that hashes: no seek
-                for name, value in items:
-                    info = tarfile.TarInfo(name)
-                    info.mtime, info.mode = mtime, 0o644
-                    if isinstance(value, Path):
-                        info.size = value.stat().st_size
-                        with open(value, "rb") as f:
-                            tar.addfile(info, f)
-                    else:
-                        info.size = len(value)
-                        tar.addfile(info, io.BytesIO(value))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(dest) as out:
+        writer = _HashingWriter(out)
+        with tarfile.TarFile(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+                             copybufsize=ovf.CHUNK) as tar:  # a write-only stream that hashes: no seek
+            for name, value in items:
+                info = tarfile.TarInfo(name)
+                info.mtime, info.mode = mtime, 0o644
+                if isinstance(value, Path):
+                    info.size = value.stat().st_size
+                    with open(value, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    info.size = len(value)
+                    tar.addfile(info, io.BytesIO(value))
     return writer.hash.hexdigest()
 
 

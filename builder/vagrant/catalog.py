@@ -13,14 +13,13 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..atomic import atomic_file
 from ..errors import UserError
 
 # Vagrant 2.3.4 (lib/vagrant/box_metadata.rb) turns every catalog version into
@@ -193,15 +192,6 @@ def publish_local_catalog(output: Path, name: str, version: str, boxes: dict[str
             catalog = update_catalog(existing, name, version, providers, description)
         except UserError as e:
             raise UserError(e.message, file=str(path), field=e.field) from None
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(catalog, indent=2) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            f.write((json.dumps(catalog, indent=2) + "\n").encode())
     return path
