@@ -6,6 +6,7 @@ the second finds the content unchanged and uploads nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.repo import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
-GCL = REPO / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
+GCL = Path(os.environ.get("GITLAB_CI_LOCAL", "gitlab-ci-local"))
 
 
 def gcl(clone: Path, *args: str, env: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -29,8 +30,8 @@ def gcl(clone: Path, *args: str, env: dict | None = None, timeout: float = 1800)
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
-    if not GCL.exists():
-        pytest.skip("gitlab-ci-local is not installed (ci/test.sh installs it into .tools/)")
+    if shutil.which(GCL) is None:
+        pytest.skip("gitlab-ci-local is not installed (ci/test.sh installs it and sets $GITLAB_CI_LOCAL)")
     d = tmp_path_factory.mktemp("gcl") / "images"
     subprocess.run(["git", "clone", "-q", str(REPO), str(d)], check=True)
     # gitlab-ci-local derives CI_PROJECT_* from a parseable origin
