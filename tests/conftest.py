@@ -15,6 +15,12 @@ from builder import runs
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`root` tests (namespaces, loop devices, tgtd, libvirt) skip with a reason when unprivileged."""
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces, loop devices, tgtd, QEMU taps, libvirt")
+
+
 TOOLS = ("qemu-system-x86_64", "tgtd", "packer", "radvd", "mmdebstrap", "netns exec bx")
 
 
