@@ -80,7 +80,8 @@ def vm(name: str, version: str | None, output: Path | None, force: bool, retest:
         err.print(f"GitLab: {len(g.uploaded)} uploaded, {len(g.unchanged)} unchanged"
                   + (f"; release {g.tag} {g.release}" if g.release else ""))
     if res.state == "current":
-        err.print(f"{res.manifest.name} {res.manifest.version} is current: {res.decision.reason}; nothing to publish")
+        err.print(f"{res.manifest.name} {res.manifest.version} is current: {res.decision.reason}; nothing to publish",
+                  soft_wrap=True, markup=False)
     if as_json:
         emit_json({**res.manifest.model_dump(mode="json"), "state": res.state})
     elif res.state == "published":

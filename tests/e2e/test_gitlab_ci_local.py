@@ -37,6 +37,7 @@ def clone(tmp_path_factory) -> Path:
     # gitlab-ci-local derives CI_PROJECT_* from a parseable origin
     subprocess.run(["git", "-C", str(d), "remote", "set-url", "origin", "https://gitlab.example.com/training/images.git"],
                    check=True)
+    subprocess.run(["sh", "ci/setup.sh"], cwd=d, check=True, timeout=1200)  # what every job's before_script does
     return d
 
 
