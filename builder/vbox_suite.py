@@ -16,6 +16,7 @@ expected with actual hardware. Thin: `run_suite`, which runs them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import proc
-from .errors import UserError
+from .errors import BuildFailed, UserError
 from .image import ova
 from .publish.manifest import CaseResult, Suite
 from .runs import Run
@@ -272,6 +273,12 @@ class _Stop(Exception):
     """A step failed; its case says why, the remaining steps are skipped, cleanup still runs."""
 
 
+def _tail(path: Path, size: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+        return f.read().decode("utf-8", "replace")
+
+
 def _wait_ssh(user: str, port: int, env: dict[str, str], timeout: float, alive) -> CaseResult:
     t0 = time.monotonic()
     last = ""
@@ -279,8 +286,12 @@ def _wait_ssh(user: str, port: int, env: dict[str, str], timeout: float, alive) 
         if not alive():
             last += "\nthe VM is no longer running"
             break
-        r = subprocess.run(ssh_argv(user, port, ["uname", "-a"]), env=env, capture_output=True, text=True,
-                           timeout=60, check=False)
+        try:
+            r = subprocess.run(ssh_argv(user, port, ["uname", "-a"]), env=env, capture_output=True, text=True,
+                               timeout=60, check=False)
+        except subprocess.TimeoutExpired:  # sshd accepted but did not finish the login: still booting
+            last = "login timed out after 60 s"
+            continue
         if r.returncode == 0:
             return CaseResult(name="ssh-answers", passed=True, seconds=round(time.monotonic() - t0, 2),
                               evidence=f"{user}@127.0.0.1:{port} (NAT forward to 22) after "
@@ -304,7 +315,7 @@ def run_suite(ova_file: Path, *, user: str = "student", password: str = "student
         raise UserError(f"{user!r} is not a login name", field="--user")
     if shutil.which("sshpass") is None:
         raise UserError("sshpass is missing (Debian package sshpass): SSH into an OVA guest needs password login")
-    with Run() if run is None else _borrowed(run) as r:
+    with Run() if run is None else contextlib.nullcontext(run) as r:
         vm = f"{r.tag}-ova"
         base = Path(workdir or tempfile.gettempdir()).resolve() / f"{r.tag}-vbox"
         base_rec = r.record("path", path=str(base))
@@ -315,6 +326,8 @@ def run_suite(ova_file: Path, *, user: str = "student", password: str = "student
             _apply(steps, tool_path, ova_file, vm, base, summary, version, user, password, boot_timeout)
         except _Stop:
             pass
+        except BuildFailed as e:  # a tool that timed out or a query that failed: a case, then cleanup
+            steps.cases.append(CaseResult(name="error", passed=False, evidence=str(e)))
         finally:
             t0 = time.monotonic()
             if steps.cases and steps.cases[-1].name == "unregister-delete" and steps.cases[-1].passed:
@@ -330,19 +343,6 @@ def run_suite(ova_file: Path, *, user: str = "student", password: str = "student
                                           evidence="; ".join(left) or f"{vm} powered off, unregistered and deleted; "
                                                    f"{base} removed"))
     return Suite(passed=all(c.passed for c in steps.cases), cases=steps.cases)
-
-
-class _borrowed:
-    """Use a caller's run without tearing it down on exit."""
-
-    def __init__(self, run: Run):
-        self.run = run
-
-    def __enter__(self) -> Run:
-        return self.run
-
-    def __exit__(self, *exc) -> None:
-        return None
 
 
 def _apply(steps: _Steps, tool: str, ova_file: Path, vm: str, base: Path, summary: dict, version: str,
@@ -364,7 +364,7 @@ def _apply(steps: _Steps, tool: str, ova_file: Path, vm: str, base: Path, summar
     env = {**os.environ, "SSHPASS": password}
     ssh = _wait_ssh(user, port, env, boot_timeout, alive)
     if not ssh.passed:
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no serial log)"
+        tail = _tail(log, 2000) if log.exists() else "(no serial log)"
         ssh.evidence += f"\nserial console, last lines:\n{tail}"
     steps.cases.append(ssh)
     if ssh.passed:
