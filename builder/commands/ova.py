@@ -73,7 +73,7 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 Examples:
   builder ova test minimal-0.1.0.ova                      import, check, boot, SSH smoke checks
   builder ova test minimal-0.1.0.ova --json               the suite (cases with evidence) as JSON
-  builder ova test lab.ova --image-version 1.2.0 --user trainer --password secret
+  BUILDER_OVA_PASSWORD=secret builder ova test lab.ova --image-version 1.2.0 --user trainer
 
 \b
 Runs where `VBoxManage --version` works (runners tagged `virtualbox`): imports the OVA into a
@@ -87,7 +87,8 @@ Exit status: 0 every case passed; 1 a case failed; 2 bad input or no VirtualBox 
 )
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--user", default="student", show_default=True, help="the image's login user (from its spec)")
-@click.option("--password", default="student", show_default=True, help="that user's lab password")
+@click.option("--password", default="student", show_default=True, envvar="BUILDER_OVA_PASSWORD",
+              help="that user's lab password (or $BUILDER_OVA_PASSWORD, kept out of ps); sudo for systemctl")
 @click.option("--image-version", help="version /etc/motd must name [default: from NAME-VERSION.ova]")
 @click.option("--boot-timeout", type=click.IntRange(30, 3600), default=600, show_default=True,
               help="seconds to wait for SSH after start")
