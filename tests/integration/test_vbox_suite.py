@@ -97,4 +97,4 @@ def test_after_a_kill_the_next_run_removes_the_vm(minimal_release, vbox, tmp_pat
     assert registered(vbox) and any(work.iterdir())  # the kill left them behind
     runs.reap()
     assert registered(vbox) == [] and list(work.iterdir()) == []
-    assert not Path(f"/proc/{pid}").exists()
+    assert not runs._alive(pid, None), f"QEMU {pid} still runs"
