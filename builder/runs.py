@@ -116,6 +116,20 @@ def _undo_libvirt_domain(rec: dict) -> None:
         conn.close()
 
 
+def _undo_virtualbox_vm(rec: dict) -> None:
+    """Power a VirtualBox VM off and delete it with its disks; unregistering fails while the
+    session of a just powered-off VM is still closing, so it is retried until the VM is gone."""
+    tool, name = rec["tool"], rec["name"]
+    _quiet([tool, "controlvm", name, "poweroff"])
+    for _ in range(20):
+        if subprocess.run([tool, "unregistervm", name, "--delete"], capture_output=True, check=False).returncode == 0:
+            return
+        listed = subprocess.run([tool, "list", "vms"], capture_output=True, text=True, check=False).stdout
+        if f'"{name}"' not in listed:
+            return
+        threading.Event().wait(1)
+
+
 def _sysctl_file(key: str, proc_sys: Path) -> Path:
     return proc_sys / key.replace(".", "/")
 
@@ -181,6 +195,7 @@ UNDO: dict[str, Callable[[dict], None]] = {
     "mount": lambda r: _quiet(["umount", "-l", r["path"]]),
     "loop": lambda r: _quiet(["losetup", "-d", r["device"]]),
     "libvirt-domain": _undo_libvirt_domain,
+    "virtualbox-vm": _undo_virtualbox_vm,
 }
 
 

@@ -11,7 +11,7 @@ PACKAGES="qemu-system-x86 qemu-utils packer mmdebstrap extlinux syslinux-common 
   mount util-linux kmod openssh-client libxml2-utils
   iproute2 iputils-ping radvd tgt open-iscsi multipath-tools procps psmisc
   libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git
-  graphviz chromium fonts-dejavu-core vagrant vagrant-libvirt"
+  graphviz chromium fonts-dejavu-core vagrant vagrant-libvirt sshpass"
 
 missing=$(dpkg-query -W -f '${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null | awk '$2!="installed"{print $1}')
 for p in $PACKAGES; do dpkg-query -W "$p" >/dev/null 2>&1 || missing="$missing $p"; done

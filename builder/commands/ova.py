@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ..console import emit_json
+from .. import vbox_suite
+from ..console import emit_json, err
+from ..errors import BuildFailed
 from ..image import ova
 
 
@@ -17,7 +20,8 @@ from ..image import ova
     epilog="""\b
 Examples:
   builder ova inspect dist/ceph-training-1.2.0.ova
-  builder ova inspect exported-by-virtualbox.ovf --json""",
+  builder ova inspect exported-by-virtualbox.ovf --json
+  builder ova test dist/minimal-0.1.0.ova""",
 )
 def group() -> None:
     """Read OVF descriptors and OVA packages (ours and VirtualBox exports)."""
@@ -61,6 +65,50 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
         emit_json(result.summary)
     else:
         Console(highlight=False).print(_table(file, result))
+
+
+@group.command(
+    name="test",
+    epilog="""\b
+Examples:
+  builder ova test minimal-0.1.0.ova                      import, check, boot, SSH smoke checks
+  builder ova test minimal-0.1.0.ova --json               the suite (cases with evidence) as JSON
+  BUILDER_OVA_PASSWORD=secret builder ova test lab.ova --image-version 1.2.0 --user trainer
+
+\b
+Runs where `VBoxManage --version` works (runners tagged `virtualbox`): imports the OVA into a
+throw-away basefolder as VM `bx<run>-ova`, compares CPUs, memory, SATA disks and NIC 1 (NAT) with
+the descriptor, adds a serial port to a file and an SSH port-forward, boots it headless, logs in
+with the image user's password (sshpass) and runs the smoke checks, then powers the VM off and
+deletes it, also on error or interrupt (a killed run's VM is removed by the next run).
+
+\b
+Exit status: 0 every case passed; 1 a case failed; 2 bad input or no VirtualBox on this host.""",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--user", default="student", show_default=True, help="the image's login user (from its spec)")
+@click.option("--password", default="student", show_default=True, envvar="BUILDER_OVA_PASSWORD",
+              help="that user's lab password (or $BUILDER_OVA_PASSWORD, kept out of ps); sudo for systemctl")
+@click.option("--image-version", help="version /etc/motd must name [default: from NAME-VERSION.ova]")
+@click.option("--boot-timeout", type=click.IntRange(30, 3600), default=600, show_default=True,
+              help="seconds to wait for SSH after start")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="where the throw-away basefolder goes [default: the temp dir]")
+@click.option("--json", "as_json", is_flag=True, help="print the suite as JSON on stdout")
+def test_cmd(file: Path, user: str, password: str, image_version: str | None, boot_timeout: int,
+             workdir: Path | None, as_json: bool) -> None:
+    """Prove an OVA in VirtualBox itself: import, hardware check, headless boot, SSH smoke checks."""
+    suite = vbox_suite.run_suite(file, user=user, password=password, version=image_version,
+                                 boot_timeout=boot_timeout, workdir=workdir)
+    if as_json:
+        emit_json({vbox_suite.SUITE: suite.model_dump()})
+    else:
+        for c in suite.cases:
+            first = c.evidence.splitlines()[0] if c.evidence else ""
+            verdict = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
+            err.print(f"{verdict} {escape(c.name)}  {escape(first)}", soft_wrap=True)
+    if not suite.passed:
+        raise BuildFailed(f"virtualbox suite: {', '.join(c.name for c in suite.cases if not c.passed)} failed")
 
 
 COMMANDS = [group]
