@@ -117,6 +117,11 @@ def _du_bytes(path: Path) -> int:
     return int(proc.output(["du", "-sb", str(path)]).split()[0])
 
 
+def provenance(run: Run, accelerator: str) -> dict[str, str]:
+    """Where and when a verdict was made."""
+    return {"run_id": run.tag, "host": socket.gethostname(), "accelerator": accelerator, "at": timestamp()}
+
+
 def timestamp() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
@@ -163,8 +168,7 @@ class Build:
         return hit
 
     def _provenance(self) -> dict[str, str]:
-        return {"run_id": self.run.tag, "host": socket.gethostname(), "accelerator": self.out.accelerator,
-                "at": timestamp()}
+        return provenance(self.run, self.out.accelerator)
 
     def _verdict(self, name: str, entry: Path) -> Suite:
         """Load a test stage's result; say whether it was judged now or reused from an earlier run."""
