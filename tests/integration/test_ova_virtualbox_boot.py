@@ -17,8 +17,8 @@ import pytest
 
 from builder import runs
 from builder.cli import main
+from tests.fakes.vbox_fixture import vbox  # noqa: F401  (fixture)
 
-FAKE = Path(__file__).resolve().parent.parent / "fakes" / "vboxmanage"
 REPO = Path(__file__).resolve().parent.parent.parent
 
 pytestmark = [
@@ -29,18 +29,6 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("sshpass"), reason="sshpass not installed (ci/setup.sh installs it)"),
 ]
 
-
-@pytest.fixture
-def vbox(tmp_path, monkeypatch):
-    """The stand-in on PATH as VBoxManage with fresh state; returns the state directory."""
-    bindir, state = tmp_path / "bin", tmp_path / "vbox"
-    bindir.mkdir()
-    state.mkdir()
-    (bindir / "VBoxManage").symlink_to(FAKE)
-    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_VBOX_STATE", str(state))
-    (state / "version").write_text("7.0.20r163906\n")
-    return state
 
 
 def registered(state: Path) -> list[str]:

@@ -4,7 +4,6 @@ local HTTP server laid out like download.virtualbox.org."""
 import functools
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,21 +13,7 @@ from builder.runner import virtualbox as vb
 from builder.runner.target import Target
 from tests.fakes import extpack
 from tests.fakes.httpfiles import FileServer
-
-FAKE = Path(__file__).resolve().parent.parent / "fakes" / "vboxmanage"
-
-
-@pytest.fixture
-def vbox(tmp_path, monkeypatch):
-    """A VBoxManage on PATH with state in a fresh directory; returns that directory."""
-    bindir, state = tmp_path / "bin", tmp_path / "vbox"
-    bindir.mkdir()
-    state.mkdir()
-    (bindir / "VBoxManage").symlink_to(FAKE)
-    monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
-    monkeypatch.setenv("FAKE_VBOX_STATE", str(state))
-    (state / "version").write_text("7.0.20r163906\n")
-    return state
+from tests.fakes.vbox_fixture import vbox  # noqa: F401  (fixture)
 
 
 @pytest.fixture
