@@ -9,13 +9,12 @@ import click
 from rich.table import Table
 
 from .. import preflight
-from ..build import Build, Options
+from ..build import Build
 from ..console import emit_json, err
-from ..image.cache import Cache
 from ..progress import Reporter
 from ..runs import Run
 from ..spec import image_names, load_image
-from .options import build_options, current_project
+from .options import build_options, current_project, options_from
 
 EXAMPLES = """\b
 Examples:
@@ -57,10 +56,8 @@ def build(name: str, version: str | None, **opts) -> None:
     spec = load_image(name, current_project().images_dir, version=version)
     checked = preflight.check(spec, current_project().root, mirror=opts["mirror"],
                               stages=("rootfs", "disk", "provision"))
-    options = Options(accel=opts["accel"], mirror=opts["mirror"], cache=Cache(opts["cache_dir"]),
-                      packer_timeout=opts["packer_timeout"], no_cache=opts["no_cache"])
     with Run() as run:
-        outcome = Build(spec, run, options, Reporter(quiet=opts["quiet"]), archive=checked.archive).image()
+        outcome = Build(spec, run, options_from(opts), Reporter(quiet=opts["quiet"]), archive=checked.archive).image()
     err.print(f"provisioned image: {outcome.paths['provision'] / 'image.qcow2'}")
 
 

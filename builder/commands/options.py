@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..image.cache import DEFAULT_ROOT
+from ..build import Options
+from ..image.cache import DEFAULT_ROOT, Cache
 from ..project import Project, find
 
 PROJECT_START = "builder.project_start"
@@ -21,6 +22,12 @@ def current_project() -> Project:
     if _PROJECT not in ctx.meta:
         ctx.meta[_PROJECT] = find(ctx.meta.get(PROJECT_START))
     return ctx.meta[_PROJECT]
+
+
+def options_from(opts: dict, *, force: bool = False, retest: bool = False) -> Options:
+    """The build Options that `build_options` collected (`--force` implies rebuilding every stage)."""
+    return Options(accel=opts["accel"], mirror=opts["mirror"], cache=Cache(opts["cache_dir"]),
+                   packer_timeout=opts["packer_timeout"], no_cache=opts["no_cache"] or force, retest=retest)
 
 
 def build_options(f: Callable) -> Callable:

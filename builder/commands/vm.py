@@ -7,13 +7,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ..build import Options
 from ..console import emit_json, err
-from ..image.cache import Cache
 from ..job import JobRequest, JobResult, run_vm
 from ..progress import Reporter
 from ..publish.gitlab_target import resolve_target
-from .options import build_options, current_project
+from .options import build_options, current_project, options_from
 
 EXAMPLES = """\b
 Examples:
@@ -69,9 +67,8 @@ def vm(name: str, version: str | None, output: Path | None, force: bool, retest:
     """
     proj = current_project()
     target = resolve_target(project=project, gitlab_name=gitlab_name) if publish_to == "gitlab" else None
-    options = Options(accel=opts["accel"], mirror=opts["mirror"], cache=Cache(opts["cache_dir"]),
-                      packer_timeout=opts["packer_timeout"], no_cache=opts["no_cache"] or force, retest=retest)
-    req = JobRequest(project=proj, name=name, output=output or proj.artifacts_dir, options=options,
+    req = JobRequest(project=proj, name=name, output=output or proj.artifacts_dir,
+                     options=options_from(opts, force=force, retest=retest),
                      version=version, force=force, gitlab=target, release=not no_release, junit=junit,
                      reports=reports)
     res = run_vm(req, Reporter(quiet=opts["quiet"]), progress=lambda line: err.print(line, markup=False))

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
+from .manifest import MANIFEST, parse_manifest
 
 CHUNK = 4 << 20
 
@@ -77,8 +78,6 @@ def sweep_partials(output: Path, live_run_ids: set[str]) -> None:
 
 def published(output: Path, name: str) -> dict[str, str | None]:
     """Versions of `name` in the store -> their content hash (None where the manifest has none)."""
-    from .manifest import MANIFEST, parse_manifest
-
     out: dict[str, str | None] = {}
     for d in sorted((output / name).glob("[0-9]*")):
         if (d / MANIFEST).is_file():
