@@ -11,10 +11,10 @@ import argparse
 import time
 from pathlib import Path
 
+from builder.core.runs import Run
 from builder.fabric import checks, session
 from builder.fabric.model import Fabric
 from builder.fabric.validate import load, resolve
-from builder.runs import Run
 from builder.spec import validate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder import proc
 from builder.cli import main
+from builder.core import proc
 
 
 def timed_vm(name: str, cache: Path, out: Path, *extra: str) -> tuple[float, float]:

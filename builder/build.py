@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import host, preflight, proc
-from .errors import BuildFailed
+from . import host, preflight
+from .core import proc
+from .core.errors import BuildFailed
+from .core.results import Suite
+from .core.runs import Run, live_runs
 from .fabric import session
 from .image import boottest, disk, export, packer, rootfs
 from .image.boot import Nic, VmPlan, boot
@@ -34,8 +37,6 @@ from .image.disk import DiskPlan
 from .lab import plan as labplan
 from .lab import suite as labsuite
 from .progress import Reporter
-from .publish.manifest import Suite
-from .runs import Run, live_runs
 from .spec import ImageSpec
 from .templates import PACKAGE_TEMPLATES
 from .vagrant import box as vbox
@@ -47,7 +48,7 @@ PACKAGE = Path(__file__).parent
 CODE = {
     "rootfs": ("image/rootfs.py", "image/archive.py", "templates/image/customize.sh.j2"),
     "disk": ("image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
-    "provision": ("image/packer.py", "proc.py", "templates/image/packer.pkr.hcl.j2"),
+    "provision": ("image/packer.py", "core/proc.py", "templates/image/packer.pkr.hcl.j2"),
     "boot": ("image/boot.py", "image/boottest.py", "guest.py"),
     "fabric": ("image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
     "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .commands.options import PROJECT_START
 from .console import err
-from .errors import BuildFailed, UserError
+from .core.errors import BuildFailed, UserError
 
 
 @click.group(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildFailed
+from .core.errors import BuildFailed
 
 
 class GuestError(BuildFailed):

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .core.errors import UserError
 
 EXIT_CODE = 0x2A  # what the boot sector writes to the debug-exit port
 QEMU_STATUS = (EXIT_CODE << 1) | 1

@@ -18,7 +18,9 @@ from typing import Literal
 
 from . import preflight, vbox_suite
 from .build import Build, Options, Outcome, provenance, timestamp
-from .errors import BuildFailed, UserError
+from .core.digests import sha256_file
+from .core.errors import BuildFailed, UserError
+from .core.runs import Run, live_runs
 from .fabric.render import dot
 from .junit import to_junit
 from .lab.plan import has_lab
@@ -29,7 +31,6 @@ from .publish.changes import package_changes
 from .publish.gitlab_target import GitLabTarget
 from .publish.manifest import JUNIT, MANIFEST, SUMS, FileEntry, Manifest, parse_manifest
 from .report import REPORT, failed_checks, render_report
-from .runs import Run, live_runs
 from .spec import ImageSpec, load_image
 from .vagrant import catalog
 
@@ -113,7 +114,7 @@ def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force:
         (staging / JUNIT).write_text(junit_xml(o))
         (staging / REPORT).write_text(report_html(manifest, s, previous))
         sums = {f["name"]: f["sha256"] for f in o.files.values()}
-        sums.update((n, local.sha256_file(staging / n)) for n in (MANIFEST, JUNIT, REPORT))
+        sums.update((n, sha256_file(staging / n)) for n in (MANIFEST, JUNIT, REPORT))
         (staging / SUMS).write_text(local.sha256sums(sums))
         final = local.commit(staging, output, s.name, o.version, force)
     except BaseException:

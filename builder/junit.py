@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from rich.table import Table
 
-from .publish.manifest import CaseResult
+from .core.results import CaseResult
 
 
 def to_junit(suites: dict[str, list[CaseResult]], name: str = "builder") -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import yamlio
-from .errors import UserError
+from .core.errors import UserError
 from .project import Project
 from .spec import image_names, load_image
 

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .core.errors import UserError
 from .fabric import validate as fabric_validate
 from .fabric.render import FORMATS
 from .image import archive, disk, export, ovf, packer, rootfs

@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .core.errors import UserError
 
 MARKER = "builder.toml"
 MAX_CONFIG_BYTES = 64 << 10

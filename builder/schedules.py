@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import UserError
+from .core.errors import UserError
 from .publish.gitlab_target import GitLabTarget, RetryPolicy, api_errors
 from .spec import load_yaml, validate
 

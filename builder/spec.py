@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from . import yamlio
-from .errors import UserError
+from .core.errors import UserError
 
 # Versions end up in file names, git tags and GitLab generic package versions: keep them to
 # semver-ish dotted numbers with an optional pre-release / build suffix.

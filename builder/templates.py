@@ -17,7 +17,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import UserError
+from .core.errors import UserError
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 

@@ -28,11 +28,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import proc
-from .errors import BuildFailed, UserError
+from .core import proc
+from .core.errors import BuildFailed, UserError
+from .core.results import CaseResult, Suite
+from .core.runs import Run
 from .image import ova
-from .publish.manifest import CaseResult, Suite
-from .runs import Run
 
 SUITE = "virtualbox"
 # what reaches VBoxManage's argv and a file name: our own run tags and plain names only

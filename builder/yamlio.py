@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import UserError
+from .core.errors import UserError
 
 MAX_BYTES = 1 << 20  # 1 MiB: our largest real file is a few KiB
 MAX_DEPTH = 100  # nesting levels while composing

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from builder import runs
+from builder.core import runs
 
 REPO = Path(__file__).resolve().parent.parent
 

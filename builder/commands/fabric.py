@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..console import emit_json, err
-from ..errors import UserError
+from ..core.errors import UserError
 
 FABRIC_ARG = click.argument("fabric", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -70,7 +70,7 @@ def render(fabric: Path, fmt: str, node: str | None, failed: tuple[str, ...]) ->
 
 
 def _report(cases, junit: Path | None, as_json: bool, name: str) -> None:
-    from ..errors import BuildFailed
+    from ..core.errors import BuildFailed
     from ..junit import summary, to_junit
 
     if junit:
@@ -96,8 +96,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="print what was created as JSON")
 def up(fabric: Path, detach: bool, as_json: bool) -> None:
     """Bring FABRIC up in network namespaces on this host (reaps dead runs' leftovers first)."""
+    from ..core.runs import Run
     from ..fabric import session
-    from ..runs import Run
 
     topo = _load(fabric)
     if detach:
@@ -119,7 +119,7 @@ def up(fabric: Path, detach: bool, as_json: bool) -> None:
 
 
 def _detach(fabric: Path, as_json: bool) -> None:
-    from ..errors import BuildFailed
+    from ..core.errors import BuildFailed
     from ..fabric import session
 
     p = subprocess.Popen([sys.executable, "-m", "builder.cli", "fabric", "up", str(fabric)],
@@ -150,8 +150,8 @@ Examples:
 def test(fabric: Path, junit: Path | None, as_json: bool) -> None:
     """Run FABRIC's checks: against it if it is up, else bring it up, check, tear down. Exit 1
     when any check fails."""
+    from ..core.runs import Run
     from ..fabric import session
-    from ..runs import Run
 
     topo = _load(fabric)
     with Run() as run:
@@ -175,9 +175,9 @@ Examples:
 @click.option("--json", "as_json", is_flag=True)
 def down(fabric: Path | None, everything: bool, as_json: bool) -> None:
     """Tear FABRIC down (its owner process unwinds its journal) and reap dead runs' leftovers."""
-    from ..errors import BuildFailed
+    from ..core.errors import BuildFailed
+    from ..core.runs import reap
     from ..fabric import session
-    from ..runs import reap
 
     if fabric is None and not everything:
         raise UserError("name a fabric file or pass --all", field="FABRIC")

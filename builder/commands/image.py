@@ -11,8 +11,8 @@ from rich.table import Table
 from .. import preflight
 from ..build import Build
 from ..console import emit_json, err
+from ..core.runs import Run
 from ..progress import Reporter
-from ..runs import Run
 from ..spec import image_names, load_image
 from .options import build_options, current_project, options_from
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import vbox_suite
 from ..console import emit_json, err
-from ..errors import BuildFailed
+from ..core.errors import BuildFailed
 from ..image import ova
 
 

@@ -9,7 +9,7 @@ import click
 
 from .. import pipeline as pl
 from ..console import emit_json, err
-from ..errors import BuildFailed
+from ..core.errors import BuildFailed
 from ..yamlio import read_text
 from .options import current_project
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..console import emit_json, err
-from ..errors import UserError
+from ..core.errors import UserError
 from ..publish import manifest as manifest_mod
 from ..publish.local import version_dir
 from ..publish.manifest import MANIFEST

@@ -10,8 +10,8 @@ import click
 
 from .. import host
 from ..console import emit_json, err
-from ..errors import UserError
-from ..runs import Run
+from ..core.errors import UserError
+from ..core.runs import Run
 from .options import current_project
 
 DEFAULT_URI = os.environ.get("BUILDER_LIBVIRT_URI", "qemu:///system")

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from ..publish.manifest import CaseResult
+from ..core.results import CaseResult
 from .model import Overlay
 from .probes import RA_PROBE, TCP_CLIENT, TCP_SERVER
 from .validate import Link, ResolvedNode, Topology

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import templates
-from ..errors import BuildFailed
-from ..runs import Run
+from ..core.errors import BuildFailed
+from ..core.runs import Run
 from .validate import Topology
 
 IQN_AUTHORITY = "iqn.2024-01.lab.builder"

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BuildFailed
-from ..runs import Run, hold_sysctl, proc_start_time
+from ..core.errors import BuildFailed
+from ..core.runs import Run, hold_sysctl, proc_start_time
 from .model import BRIDGE_MAX_PORTS, Overlay
 from .render import radvd
 from .render.iproute2 import node_plan

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import runs
-from ..publish.manifest import CaseResult
-from ..runs import Run
+from ..core import runs
+from ..core.results import CaseResult
+from ..core.runs import Run
 from . import checks, iscsi, iscsi_checks, netns, vmnode
 from .validate import Topology
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..spec import load_yaml, validate
 from .model import BRIDGE_MAX_PORTS, Fabric, Interface, Node, Overlay, Segment
 

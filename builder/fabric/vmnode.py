@@ -9,7 +9,7 @@ adds addresses, VXLANs, AnyIP and routes.
 from __future__ import annotations
 
 from .. import templates
-from ..publish.manifest import CaseResult
+from ..core.results import CaseResult
 from .checks import CheckFailed, Executor, case
 from .netns import node_script, node_sysctls
 from .validate import ResolvedNode, Topology

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import BuildFailed, UserError
+from ..core.errors import BuildFailed, UserError
 
 INDEX_FILES = ("InRelease", "Release")
 MAX_INDEX_BYTES = 4 << 20  # bookworm's InRelease is ~150 KiB

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import proc
-from ..errors import BuildFailed
+from ..core import proc
+from ..core.errors import BuildFailed
+from ..core.runs import Run, proc_start_time
 from ..guest import GuestAgent
-from ..runs import Run, proc_start_time
 
 
 @dataclass(frozen=True)

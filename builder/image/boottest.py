@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.results import CaseResult, Suite
 from ..guest import ExecResult
-from ..publish.manifest import CaseResult, Suite
 from ..spec import ImageSpec
 from ..templates import render_string
 

@@ -13,7 +13,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..templates import render
 
 OFFSET = 1 << 20  # partition 1 at sector 2048

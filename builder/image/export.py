@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-from .. import proc
-from ..publish.local import sha256_file
-from ..runs import Run
+from ..core import proc
+from ..core.digests import sha256_file
+from ..core.runs import Run
 from ..spec import ImageSpec
 from .ovf import Appliance, Disk, EmptyDisk, write_ova
 

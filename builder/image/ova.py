@@ -21,7 +21,7 @@ from typing import IO
 
 from lxml import etree
 
-from ..errors import BuildFailed, UserError
+from ..core.errors import BuildFailed, UserError
 from .ovf import CHUNK
 
 OVF_NS_PREFIX = "http://schemas.dmtf.org/ovf/envelope/"

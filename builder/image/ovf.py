@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import templates
 from ..atomic import atomic_file
-from ..errors import BuildFailed, UserError
+from ..core.errors import BuildFailed, UserError
 
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 CHUNK = 4 << 20

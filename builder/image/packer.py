@@ -10,8 +10,8 @@ from pathlib import Path
 
 from packerpy import PackerExecutable
 
-from .. import proc
-from ..runs import Run
+from ..core import proc
+from ..core.runs import Run
 from ..spec import ImageSpec
 from ..templates import render
 

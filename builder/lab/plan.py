@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..fabric.validate import ResolvedNode, Topology
 from ..spec import ImageSpec, load_yaml, validate
 from ..templates import render

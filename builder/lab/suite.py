@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core.results import CaseResult, Suite
+from ..core.runs import Run
 from ..fabric import session, vmnode
 from ..fabric.checks import CheckFailed, Executor, case
 from ..fabric.validate import Topology
-from ..publish.manifest import CaseResult, Suite
-from ..runs import Run
 from ..spec import ImageSpec
 from ..templates import render
 from . import plan as labplan

@@ -20,7 +20,7 @@ from typing import Any
 import gitlab
 
 from .. import templates
-from ..errors import BuildFailed, UserError
+from ..core.errors import BuildFailed, UserError
 from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
 from .manifest import MANIFEST, SUMS, Manifest, parse_manifest
 from .verify import VerifiedVersion, parse_sums, require_passing, verify_version_dir

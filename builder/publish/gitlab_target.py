@@ -30,7 +30,7 @@ import requests
 import tenacity
 
 from ..console import err
-from ..errors import BuildFailed, UserError
+from ..core.errors import BuildFailed, UserError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MASK = "[MASKED]"

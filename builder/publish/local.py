@@ -7,24 +7,13 @@ forced, and then the old one is swapped out only after the new one is complete.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .manifest import MANIFEST, parse_manifest
-
-CHUNK = 4 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256sums(entries: dict[str, str]) -> str:

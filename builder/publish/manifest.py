@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import UserError
+from ..core.errors import UserError
+from ..core.results import Suite
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -22,18 +23,6 @@ class FileEntry(BaseModel):
     size: int
     sha256: str
     format: str | None = None  # qcow2 | vmdk | ova | None for metadata
-
-
-class CaseResult(BaseModel):
-    name: str
-    passed: bool
-    seconds: float = 0.0
-    evidence: str = ""
-
-
-class Suite(BaseModel):
-    passed: bool
-    cases: list[CaseResult] = Field(default_factory=list)
 
 
 class Manifest(BaseModel):

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BuildFailed, UserError
+from ..core.digests import sha256_file
+from ..core.errors import BuildFailed, UserError
 from . import manifest as manifest_mod
-from .local import sha256_file
 from .manifest import MANIFEST, SUMS, Manifest
 
 # Files a version directory carries that SHA256SUMS need not list (it cannot list itself).

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 _NUM = re.compile(r"\d+")
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from .. import templates
-from ..errors import BuildFailed, UserError
-from ..runs import Run
+from ..core.errors import BuildFailed, UserError
+from ..core.runs import Run
 from . import seed
 from .spec import RunnerSpec
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .. import templates
-from ..errors import BuildFailed, UserError
+from ..core.errors import BuildFailed, UserError
 from .target import Target
 
 RunnerType = Literal["instance_type", "group_type", "project_type"]

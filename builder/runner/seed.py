@@ -7,8 +7,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from .. import proc, templates
-from ..runs import Run
+from .. import templates
+from ..core import proc
+from ..core.runs import Run
 from .spec import RunnerSpec
 
 LABEL = "cidata"  # NoCloud finds its seed by this volume label

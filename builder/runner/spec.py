@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..publish.versions import sort_key
 from ..spec import NAME_RE, _Model, load_yaml, parse_size_mib, validate
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import proc
+from ..core import proc
 
 # LogLevel=ERROR: ssh's notices ("Permanently added ... to the list of known hosts") go to
 # stderr, which proc merges into the output that `hostname` or `mktemp` answers are read from

@@ -22,8 +22,8 @@ from lxml import etree
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .. import templates
-from ..errors import BuildFailed, UserError
-from ..publish.local import sha256_file
+from ..core.digests import sha256_file
+from ..core.errors import BuildFailed, UserError
 from .target import Target
 
 DEFAULT_EXTPACK_URL = "https://download.virtualbox.org/virtualbox"

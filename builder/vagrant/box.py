@@ -22,10 +22,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import proc, templates
+from .. import templates
 from ..atomic import atomic_file
+from ..core import proc
+from ..core.runs import Run
 from ..image import export, ovf
-from ..runs import Run
 from ..spec import NAME_RE, ImageSpec
 from .catalog import check_box_version
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..atomic import atomic_file
-from ..errors import UserError
+from ..core.errors import UserError
 
 # Vagrant 2.3.4 (lib/vagrant/box_metadata.rb) turns every catalog version into
 # Gem::Version.new(v) and rejects the whole catalog (BoxMetadataMalformedVersion) when one fails;

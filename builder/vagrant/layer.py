@@ -16,12 +16,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import proc
-from ..errors import BuildFailed, UserError
+from ..core import proc
+from ..core.digests import sha256_file
+from ..core.errors import BuildFailed, UserError
+from ..core.runs import Run
 from ..image import export
 from ..image.boot import Nic, VmPlan, boot
-from ..publish.local import sha256_file
-from ..runs import Run
 from ..templates import render
 
 USER = "vagrant"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
+from builder.core.runs import Run, reap
 from builder.image.boot import VmPlan, boot
-from builder.runs import Run, reap
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from builder.core.digests import sha256_file
+from builder.core.results import CaseResult, Suite
 from builder.publish.gitlab_target import GitLabTarget, RetryPolicy
-from builder.publish.local import sha256_file, sha256sums
-from builder.publish.manifest import CaseResult, FileEntry, Manifest, Suite
+from builder.publish.local import sha256sums
+from builder.publish.manifest import FileEntry, Manifest
 
 
 class Sleeps(list):

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from builder.core.runs import Run
 from builder.runner import domain
 from builder.runner.spec import RunnerSpec
 from builder.runner.target import Target
-from builder.runs import Run
 
 URI = "qemu:///system"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import runs
+from builder.core import runs
+from builder.core.runs import Run
 from builder.fabric import iscsi, session
 from builder.fabric.validate import load
-from builder.runs import Run
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from builder import runs
+from builder.core import runs
 from builder.fabric import netns, session
 from builder.fabric.validate import load
 

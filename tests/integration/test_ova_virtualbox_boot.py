@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import runs
 from builder.cli import main
+from builder.core import runs
 from tests.fakes.vbox_fixture import vbox  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent.parent

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from builder.core.runs import Run
 from builder.runner import domain
-from builder.runs import Run
 from tests.integration.runner_fixtures import assert_nothing_left, conn, make_spec, place  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]

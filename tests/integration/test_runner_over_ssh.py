@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import proc
 from builder.cli import main
+from builder.core import proc
 from tests.fakes import extpack
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.httpfiles import FileServer

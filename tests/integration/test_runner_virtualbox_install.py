@@ -8,7 +8,7 @@ import json
 import pytest
 
 from builder.cli import main
-from builder.errors import BuildFailed
+from builder.core.errors import BuildFailed
 from builder.runner import virtualbox as vb
 from builder.runner.target import Target
 from tests.fakes import extpack

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import proc
+from builder.core import proc
+from builder.core.digests import sha256_file
 from builder.publish import local
 from builder.spec import load_image
 from builder.vagrant import box, catalog
@@ -73,7 +74,7 @@ def test_boxes_have_the_vagrant_layout(store):
     files = box_files(vdir)
     assert sorted(files) == ["libvirt.box", "virtualbox.box"]
     for f in files.values():
-        assert local.sha256_file(vdir / f["name"]) == f["sha256"]
+        assert sha256_file(vdir / f["name"]) == f["sha256"]
 
     with tarfile.open(vdir / "minimal-0.1.0.libvirt.box") as tar:
         assert tar.getnames() == ["metadata.json", "Vagrantfile", "box.img"]
@@ -99,7 +100,7 @@ def test_boxes_have_the_vagrant_layout(store):
 
 
 def vagrant(argv: list[str], env: dict, cwd: Path, timeout: float = 900, check: bool = True) -> str:
-    """vagrant in its own process group, killed whole on timeout (builder.proc)."""
+    """vagrant in its own process group, killed whole on timeout (builder.core.proc)."""
     r = proc.run(["vagrant", *argv], env=env, cwd=cwd, timeout=timeout, check=False)
     if check:
         assert r.returncode == 0, f"vagrant {' '.join(argv)} failed (exit {r.returncode}):\n{r.output[-3000:]}"

@@ -127,7 +127,7 @@ def test_cli_renders_dot_and_rejects_options_of_the_other_formats(capsys):
 
 
 def test_svg_without_graphviz_is_a_build_failure_naming_the_package(monkeypatch):
-    from builder.errors import BuildFailed
+    from builder.core.errors import BuildFailed
     from builder.fabric.render.dot import svg
 
     monkeypatch.setenv("PATH", "/nonexistent")

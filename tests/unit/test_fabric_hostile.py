@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from builder.cli import main
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.fabric import iscsi, vmnode
 from builder.fabric.model import Fabric
 from builder.fabric.render import iproute2, networkd, vyos

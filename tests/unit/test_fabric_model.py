@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.fabric.model import Fabric, default_group
 from builder.fabric.validate import resolve
 from builder.spec import validate

@@ -91,7 +91,7 @@ def test_resolve_target_conventions(gitlab_server):
     assert (t.url, t.project, t.token_kind) == ("https://gl.example", "7", "job")
     t = resolve_target(project="g/p", env={**ci, "GITLAB_URL": "https://other", "GITLAB_PRIVATE_TOKEN": "pt"})
     assert (t.url, t.project, t.token_kind) == ("https://other", "g/p", "private")
-    from builder.errors import UserError
+    from builder.core.errors import UserError
 
     with pytest.raises(UserError, match="--project"):
         resolve_target(env={})

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from builder.cli import main
-from builder.errors import BuildFailed, UserError
+from builder.core.errors import BuildFailed, UserError
 from builder.publish.gitlab import check_names, publish_gitlab
 from builder.publish.gitlab_target import GitLabTarget, mask_userinfo, resolve_target
 from builder.schedules import load

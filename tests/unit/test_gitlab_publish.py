@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from builder.errors import BuildFailed, UserError
+from builder.core.errors import BuildFailed, UserError
+from builder.core.results import CaseResult, Suite
 from builder.publish.gitlab import check_names, publish_gitlab
-from builder.publish.manifest import CaseResult, Suite
 from tests.fakes.gitlab_helpers import fast_policy, make_version, target
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 

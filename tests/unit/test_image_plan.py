@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.guest import ExecResult
 from builder.image import boottest, disk, packer, rootfs
 from builder.image.boot import Nic, VmPlan, qemu_argv

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import UserError
+from builder.core.errors import UserError
+from builder.core.runs import Run
 from builder.fabric import iscsi, iscsi_checks, vmnode
 from builder.fabric.model import Fabric
 from builder.fabric.validate import load, resolve
-from builder.runs import Run
 from builder.spec import load_yaml, validate
 from tests.goldens import assert_golden
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.fabric import validate as fabric_validate
 from builder.lab import plan as labplan
 from builder.lab import suite

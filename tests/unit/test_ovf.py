@@ -13,7 +13,7 @@ import pytest
 from ovf_helpers import GOLDEN, fake_stream_vmdk, sample_appliance, schema_path
 from pydantic import ValidationError
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.image import ova, ovf
 from builder.image.ovf import Appliance, render_descriptor, write_ova
 from tests.goldens import assert_golden

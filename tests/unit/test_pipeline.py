@@ -9,7 +9,7 @@ import yaml
 
 from builder import pipeline as pl
 from builder.cli import main
-from builder.errors import UserError
+from builder.core.errors import UserError
 from tests.goldens import assert_golden
 from tests.repo import REPO
 

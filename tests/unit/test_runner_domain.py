@@ -7,10 +7,10 @@ import libvirt
 import pytest
 from lxml import etree
 
-from builder.errors import UserError
+from builder.core.errors import UserError
+from builder.core.runs import Run
 from builder.runner import domain, seed
 from builder.runner.spec import RunnerSpec, load_runner
-from builder.runs import Run
 from tests.goldens import assert_golden
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,7 +193,7 @@ def test_failure_midway_is_undone_by_teardown(conn, rspec, tmp_path, monkeypatch
 
 
 def test_no_libvirtd_is_a_clear_message():
-    from builder.errors import BuildFailed
+    from builder.core.errors import BuildFailed
 
     with pytest.raises(BuildFailed, match="libvirtd is not running"):
         domain.connect("qemu+unix:///system?socket=/nonexistent/libvirt-sock")

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from builder.errors import BuildFailed
+from builder.core.errors import BuildFailed
 from builder.runner import virtualbox as vb
 from tests.fakes import extpack
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from builder import proc
-from builder.runs import Run, live_runs, reap
+from builder.core import proc
+from builder.core.runs import Run, live_runs, reap
 
 
 def _sleeper() -> subprocess.Popen:
@@ -41,7 +41,7 @@ def test_reap_undoes_dead_runs_and_spares_live_ones(tmp_path):
     code = f"""
 import os, sys
 sys.path.insert(0, {str(os.getcwd())!r})
-from builder.runs import Run
+from builder.core.runs import Run
 r = Run(root=__import__('pathlib').Path({str(root)!r})).start()
 r.record('path', path={str(victim)!r})
 open({str(victim)!r}, 'w').write('x')

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from builder.runs import Run, hold_sysctl
+from builder.core.runs import Run, hold_sysctl
 
 KEY = "net.core.netdev_max_backlog"
 
@@ -53,7 +53,7 @@ def test_the_reaper_lets_go_for_a_killed_run(tmp_path):
 import os, sys
 sys.path.insert(0, {os.getcwd()!r})
 from pathlib import Path
-from builder.runs import Run, hold_sysctl
+from builder.core.runs import Run, hold_sysctl
 r = Run(root=Path({str(root)!r})).start()
 hold_sysctl(r, {KEY!r}, 4024, proc_sys=Path({str(proc_sys)!r}))
 os._exit(0)

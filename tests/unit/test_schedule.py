@@ -7,7 +7,7 @@ import json
 import pytest
 
 from builder.cli import main
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.schedules import load, plan
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 from tests.repo import REPO

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.spec import image_names, load_image, parse_size_mib
 from tests.repo import IMAGES
 

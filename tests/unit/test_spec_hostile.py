@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.image import rootfs
 from builder.image.packer import render_scripts
 from builder.spec import ImageSpec, User, load_image

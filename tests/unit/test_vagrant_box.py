@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from ovf_helpers import fake_stream_vmdk, schema_path
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.spec import load_image, parse_size_mib
 from builder.vagrant import box, layer
 from builder.vagrant.box import BoxPlan

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.publish.gitlab_target import GitLabTarget
 from builder.vagrant import catalog
 from builder.vagrant.catalog import gem_compare, update_catalog

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import runs
 from builder import vbox_suite as vs
 from builder.cli import main
-from builder.errors import UserError
+from builder.core import runs
+from builder.core.errors import UserError
 
 # VBoxManage 7.0 showvminfo --machinereadable of an imported appliance, abridged
 INFO = r'''name="bx1a2b3c-ova"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from builder.errors import UserError
+from builder.core.errors import UserError
 from builder.publish.changes import package_changes
 from builder.publish.gitlab import PACKAGE_VERSION_RE
 from builder.publish.versions import decide, family, sort_key

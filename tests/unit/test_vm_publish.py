@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from builder.build import Outcome
-from builder.errors import BuildFailed, UserError
+from builder.core.digests import sha256_file
+from builder.core.errors import BuildFailed, UserError
+from builder.core.results import CaseResult, Suite
 from builder.job import publish_local
 from builder.publish import local
-from builder.publish.local import sha256_file
-from builder.publish.manifest import CaseResult, Manifest, Suite
+from builder.publish.manifest import Manifest
 from builder.spec import load_image
 from tests.repo import IMAGES
 

@@ -9,7 +9,7 @@ import pytest
 from builder import pipeline as pl
 from builder import yamlio
 from builder.cli import main
-from builder.errors import UserError
+from builder.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 

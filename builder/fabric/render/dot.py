@@ -39,8 +39,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ... import proc
-from ...errors import BuildFailed
+from ...core import proc
+from ...core.errors import BuildFailed
 from ..iscsi import PORT, plan
 from ..iscsi_checks import STEPS
 from ..validate import Link, ResolvedNode, Topology
