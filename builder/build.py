@@ -31,7 +31,7 @@ from .core.results import Suite
 from .core.runs import Run, live_runs
 from .fabric import session
 from .image import boottest, disk, export, packer, rootfs
-from .image.boot import Nic, VmPlan, boot
+from .image.boot import NicPlan, VmPlan, boot
 from .image.cache import Cache, changes, key, summarise
 from .image.disk import DiskPlan
 from .lab import plan as labplan
@@ -138,7 +138,7 @@ class Build:
         reporter.note(f"accelerator: {accel} ({why})")
 
     # -- the stage contract ---------------------------------------------------------------
-    def _keys(self, st: Stage) -> tuple[str, str, dict[str, Any]]:
+    def stage_keys(self, st: Stage) -> tuple[str, str, dict[str, Any]]:
         inputs = {**st.inputs, "code": code_digest(CODE[st.name]), "method": method_digest(METHODS[st.name])}
         if st.after:
             inputs[st.after] = self.out.keys[st.after]
@@ -148,7 +148,7 @@ class Build:
         return key(st.name, inputs), key(st.name, recipe_inputs), inputs
 
     def _stage(self, st: Stage, produce: Callable[[Path], None]) -> Path:
-        k, recipe, inputs = self._keys(st)
+        k, recipe, inputs = self.stage_keys(st)
         self.out.keys[st.name], self.out.recipes[st.name] = k, recipe
         cache, image = self.opts.cache, self.spec.name
         rerun = self.opts.no_cache or (self.opts.retest and st.name in TEST_STAGES)
@@ -292,7 +292,7 @@ class Build:
         def produce(tmp: Path) -> None:
             plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
                           accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                          workdir=self.run.dir / "boot", nics=(Nic(),), data_disk_mib=s.data_disk_mibs)
+                          workdir=self.run.dir / "boot", nics=(NicPlan(),), data_disk_mib=s.data_disk_mibs)
             with boot(self.run, plan) as vm:
                 self.rep.update("waiting for the guest agent on virtio-serial")
                 try:
@@ -394,7 +394,7 @@ class Build:
     def content_hash(self) -> str:
         """What the published files are made of, whatever their version: the recipe of every stage
         up to the export (the archive's state left out) and the packages the image really holds."""
-        _, export_recipe, _ = self._keys(self._export_stage(""))
+        _, export_recipe, _ = self.stage_keys(self._export_stage(""))
         return key("content", export_recipe, self.out.packages)
 
     def export(self, version: str | None = None) -> dict[str, dict]:

@@ -65,11 +65,13 @@ def _data_disk_size(v: str | int) -> str | int:
 DataDiskSize = Annotated[str | int, AfterValidator(_data_disk_size)]
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every model read from a user's file: unknown fields are errors, values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class User(_Model):
+class User(StrictModel):
     name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
     # one chpasswd line: no newline or other control character can start a second one
     password: Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,256}$")] = Field(
@@ -81,7 +83,7 @@ class User(_Model):
         r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]*)?$"))], ...] = ()
 
 
-class Check(_Model):
+class Check(StrictModel):
     """An in-guest smoke check: a command run through the guest agent."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
@@ -112,12 +114,12 @@ class Check(_Model):
         return v
 
 
-class BootTest(_Model):
+class BootTest(StrictModel):
     timeout: int = Field(300, ge=30, le=3600)
     checks: tuple[Check, ...] = ()
 
 
-class ImageSpec(_Model):
+class ImageSpec(StrictModel):
     name: str
     version: str
     description: Annotated[str, Field(max_length=4096)] = ""

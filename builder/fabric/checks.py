@@ -23,7 +23,7 @@ from functools import partial
 
 from ..core.results import CaseResult
 from .model import Overlay
-from .probes import RA_PROBE, TCP_CLIENT, TCP_SERVER
+from .programs import RA_PROBE, TCP_CLIENT, TCP_SERVER
 from .validate import Link, ResolvedNode, Topology
 
 Executor = Callable[[list[str], float], tuple[int, str, str]]

@@ -11,7 +11,9 @@ import ipaddress
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from ..spec import StrictModel
 
 IfName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,14}$")]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
@@ -33,11 +35,7 @@ def default_group(vni: int) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address((239 << 24) | vni)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Segment(_Model):
+class Segment(StrictModel):
     """An underlay L2 segment. On this host each one is a bridge (a VLAN too: no 8021q)."""
 
     name: IfName
@@ -50,7 +48,7 @@ class Segment(_Model):
     shard: bool = Field(False, description="allow spreading ports over several bridges")
 
 
-class RaPrefix(_Model):
+class RaPrefix(StrictModel):
     prefix: V6Net
     autonomous: bool = True
     on_link: bool = True
@@ -58,7 +56,7 @@ class RaPrefix(_Model):
     preferred_lifetime: int | None = Field(None, ge=0)
 
 
-class RouterAdvert(_Model):
+class RouterAdvert(StrictModel):
     """IPv6 router advertisement settings (the seed's VyOS `ipv6 router-advert`)."""
 
     prefixes: tuple[RaPrefix, ...] = Field((), description="default: the overlay's IPv6 subnet")
@@ -74,7 +72,7 @@ class RouterAdvert(_Model):
                                     "solicitation is answered by one multicast RA all hosts see")
 
 
-class Overlay(_Model):
+class Overlay(StrictModel):
     name: IfName
     vni: int
     underlay: str
@@ -121,7 +119,7 @@ class Overlay(_Model):
         return (RaPrefix(prefix=self.ipv6),) if self.ipv6 else ()
 
 
-class Interface(_Model):
+class Interface(StrictModel):
     """A node's attachment to a segment or overlay, with host addresses (prefix from the net)."""
 
     attach: str
@@ -131,7 +129,7 @@ class Interface(_Model):
     ipv6: V6 | Literal["auto"] | None = None
 
 
-class Node(_Model):
+class Node(StrictModel):
     name: Name
     kind: Literal["netns", "vm"] = "netns"
     role: Literal["host", "router"] = "host"
@@ -141,21 +139,21 @@ class Node(_Model):
     anyip: tuple[V4Net | V6Net, ...] = ()
 
 
-class Portal(_Model):
+class Portal(StrictModel):
     address: V4
 
 
 Iqn = Annotated[str, Field(pattern=r"^iqn\.\d{4}-\d{2}[-.][A-Za-z0-9.:_-]+$")]
 
 
-class IscsiTarget(_Model):
+class IscsiTarget(StrictModel):
     node: str
     iqn: Iqn | None = Field(None, description="default: derived from the fabric and node names")
     portals: tuple[V4, ...] = Field(min_length=2, max_length=2)
     lun_size_mib: int = Field(64, ge=8, le=4096)
 
 
-class IscsiInitiator(_Model):
+class IscsiInitiator(StrictModel):
     node: str
     iqn: Iqn | None = Field(None, description="default: derived from the fabric and node names")
     # net.ipv4.conf.<dev>.<key>: the key reaches a root shell in the guest
@@ -163,12 +161,12 @@ class IscsiInitiator(_Model):
         "rp_filter": 0, "arp_ignore": 1, "arp_announce": 2}
 
 
-class Iscsi(_Model):
+class Iscsi(StrictModel):
     target: IscsiTarget
     initiator: IscsiInitiator
 
 
-class Fabric(_Model):
+class Fabric(StrictModel):
     name: Name
     description: Annotated[str, Field(max_length=4096)] = ""
     segments: tuple[Segment, ...] = ()

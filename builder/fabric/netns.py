@@ -206,7 +206,7 @@ def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *,
 
 
 @dataclass
-class Fabric:
+class HostFabric:
     """A realised fabric: what `up` built, for checks and for the VM layer (taps)."""
 
     topo: Topology
@@ -246,10 +246,10 @@ def _backlog_for(topo: Topology, run: Run) -> None:
     hold_sysctl(run, "net.core.netdev_max_backlog", need)
 
 
-def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int = 4) -> Fabric:
+def up(topo: Topology, run: Run, *, limit: int = BRIDGE_MAX_PORTS, workers: int = 4) -> HostFabric:
     t0 = time.monotonic()
     plan = plan_host(topo, run.tag, limit)
-    fab = Fabric(topo, run, plan)
+    fab = HostFabric(topo, run, plan)
     if len(plan.ports) > 900:
         _backlog_for(topo, run)
     run.record("link-set", names=plan.link_names)

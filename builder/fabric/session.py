@@ -14,13 +14,14 @@ from pathlib import Path
 from ..core import runs
 from ..core.results import CaseResult
 from ..core.runs import Run
+from ..image import boot as vmboot
 from . import checks, iscsi, iscsi_checks, netns, vmnode
 from .validate import Topology
 
 STATE = "fabric.json"
 
 
-def up(topo: Topology, run: Run) -> netns.Fabric:
+def up(topo: Topology, run: Run) -> netns.HostFabric:
     fab = netns.up(topo, run)
     target = iscsi.plan(topo)
     state = {**fab.describe(), "file": _key(topo.source)}
@@ -63,7 +64,7 @@ def context(topo: Topology, netns_names: dict[str, str], run: Run,
             extra: dict[str, checks.Executor] | None = None, link_set=None) -> checks.Context:  # fmt: skip
     """Check context over namespaces (possibly another run's) plus extra executors (a VM);
     background processes are journaled in `run`, the one doing the checking. `link_set`
-    (`Fabric.link_set` of the fabric's owner) lets failover checks pull a cable."""
+    (`HostFabric.link_set` of the fabric's owner) lets failover checks pull a cable."""
     execs: dict[str, checks.Executor] = {n: netns.netns_exec(ns) for n, ns in netns_names.items()}
     execs.update(extra or {})
 
@@ -104,13 +105,11 @@ def boot_vm_node(stack: contextlib.ExitStack, topo: Topology, vm_node: str, taps
     """Boot `disk` (snapshot, so it stays untouched) as the fabric's `vm_node` on `taps`, NICs
     with the node's MACs, plus empty data disks; ready once its guest agent answers. The VM
     lives as long as `stack`."""
-    from ..image.boot import Nic, VmPlan, boot
-
     macs = [lk.hw_id for lk in topo.node(vm_node).links if not lk.is_overlay]
-    plan = VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
-                  workdir=run.dir / "vm", nics=tuple(Nic(tap=t, mac=m) for t, m in zip(taps, macs, strict=True)),
-                  data_disk_mib=data_disk_mib)  # fmt: skip
-    vm = stack.enter_context(boot(run, plan))
+    nics = tuple(vmboot.NicPlan(tap=t, mac=m) for t, m in zip(taps, macs, strict=True))
+    plan = vmboot.VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
+                         workdir=run.dir / "vm", nics=nics, data_disk_mib=data_disk_mib)
+    vm = stack.enter_context(vmboot.boot(run, plan))
     vm.agent.wait_ready(ready_timeout, alive=vm.alive)
     return vm
 

@@ -21,7 +21,7 @@ from ..guest import GuestAgent
 
 
 @dataclass(frozen=True)
-class Nic:
+class NicPlan:
     """A virtio NIC: on QEMU's user-mode network (`tap=None`) or on a host tap device."""
 
     tap: str | None = None
@@ -36,7 +36,7 @@ class VmPlan:
     cpus: int
     memory_mib: int
     workdir: Path
-    nics: tuple[Nic, ...] = (Nic(),)
+    nics: tuple[NicPlan, ...] = (NicPlan(),)
     snapshot: bool = True
     data_disk_mib: tuple[int, ...] = ()  # empty disks after the system disk (vdb, vdc, ...)
 

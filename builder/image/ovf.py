@@ -16,11 +16,12 @@ import tarfile
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from .. import templates
 from ..atomic import atomic_file
 from ..core.errors import BuildFailed, UserError
+from ..spec import StrictModel
 
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 CHUNK = 4 << 20
@@ -30,18 +31,14 @@ USTAR_MAX_SIZE = 8**11 - 1
 MANIFEST_DIGEST = "SHA256"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GuestOS(_Frozen):
+class GuestOS(StrictModel):
     vbox_type: str = Field("Debian_64", description="VirtualBox OS type id (vbox:OSType)")
     # CIM_OperatingSystem.OSType: 96 = "Debian 64-Bit" (VirtualBox's ovfreader.h, CIMOSType_CIMOS_Debian_64)
     cim_id: Annotated[int, Field(ge=0, le=65535)] = 96
     description: str = "Debian 64-Bit"
 
 
-class Disk(_Frozen):
+class Disk(StrictModel):
     file: str = Field(description="member name of the streamOptimized VMDK inside the package")
     capacity_bytes: Annotated[int, Field(gt=0)]
     populated_bytes: Annotated[int, Field(ge=0)] | None = None
@@ -54,19 +51,19 @@ class Disk(_Frozen):
         return v
 
 
-class EmptyDisk(_Frozen):
+class EmptyDisk(StrictModel):
     """A data disk the importer creates empty, attached on the SATA controller after the system disk."""
 
     capacity_bytes: Annotated[int, Field(gt=0)]
 
 
-class Nic(_Frozen):
+class Nic(StrictModel):
     network: str = "NAT"
     # E1000 is what VirtualBox writes for its Intel PRO/1000 MT Desktop (82540EM) and maps back to it.
     model: str = "E1000"
 
 
-class Appliance(_Frozen):
+class Appliance(StrictModel):
     name: Annotated[str, Field(min_length=1)]
     version: Annotated[str, Field(min_length=1)]
     description: str = ""

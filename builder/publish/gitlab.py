@@ -9,6 +9,7 @@ an interrupted publish, re-run, leaves exactly one copy of every file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import gitlab
 
 from .. import templates
 from ..core.errors import BuildFailed, UserError
+from ..vagrant import catalog
 from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
 from .manifest import MANIFEST, SUMS, Manifest, parse_manifest
 from .verify import VerifiedVersion, parse_sums, require_passing, verify_version_dir
@@ -62,6 +64,12 @@ def release_ref(explicit: str | None, git_revision: str | None) -> str | None:
 
 def package_file_url(target: GitLabTarget, name: str, version: str, file_name: str) -> str:
     return f"{target.project_api_path()}/packages/generic/{name}/{version}/{file_name}"
+
+
+def gitlab_urls(target: GitLabTarget) -> catalog.UrlFor:
+    """Box URLs in the catalog: GitLab's generic package file URL,
+    `<api>/projects/<id>/packages/generic/<name>/<version>/<file>`."""
+    return functools.partial(package_file_url, target)
 
 
 @dataclass
@@ -253,8 +261,6 @@ def sync_catalog(target: GitLabTarget, m: Manifest, digests: dict[str, str], pol
     """Merge a released version's Vagrant boxes into the image's box catalog in the registry
     (generic package NAME, version `catalog`), so `vagrant box add|outdated|update` see it.
     The publish jobs of one image run one at a time (resource_group), so read-merge-write is safe."""
-    from ..vagrant import catalog
-
     boxes = {f.removesuffix(".box").rsplit(".", 1)[-1]: (f, d) for f, d in digests.items() if f.endswith(".box")}
     if not boxes:
         return
@@ -262,7 +268,7 @@ def sync_catalog(target: GitLabTarget, m: Manifest, digests: dict[str, str], pol
     raw = remote_file(target, m.name, CATALOG_VERSION, file_name, policy)
     existing = catalog.parse_catalog(raw, f"{m.name}/{CATALOG_VERSION}/{file_name}") if raw is not None else None
     updated = catalog.update_catalog(existing, m.name, m.version,
-                                     catalog.providers_for(m.name, m.version, boxes, catalog.gitlab_urls(target)))
+                                     catalog.providers_for(m.name, m.version, boxes, gitlab_urls(target)))
     data = (json.dumps(updated, indent=2) + "\n").encode()
     if data == raw:
         progress(f"box catalog {file_name} unchanged")

@@ -10,24 +10,24 @@ from pydantic import Field, field_validator
 
 from ..core.errors import UserError
 from ..publish.versions import sort_key
-from ..spec import NAME_RE, _Model, load_yaml, parse_size_mib, validate
+from ..spec import NAME_RE, StrictModel, load_yaml, parse_size_mib, validate
 
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # GitLab runner tag
 
 
-class Network(_Model):
+class Network(StrictModel):
     """An existing libvirt network the runner's virtio NIC joins (NAT or bridged)."""
 
     name: str = "default"
     mac: str | None = Field(None, pattern=r"^52:54:00(:[0-9a-f]{2}){3}$")
 
 
-class VirtualBox(_Model):
+class VirtualBox(StrictModel):
     series: str = Field("7.0", pattern=r"^\d+\.\d+$", description="Oracle's virtualbox-X.Y package")
     user: str = Field("builder", description="added to vboxusers")
 
 
-class RunnerSpec(_Model):
+class RunnerSpec(StrictModel):
     # also the guest's hostname and the libvirt domain's name
     name: Annotated[str, Field(pattern=NAME_RE.pattern)]
     image: Path = Field(description="an image of this project (its newest local build) or a qcow2 path "

@@ -5,7 +5,7 @@ Plan: `update_catalog` merges one published version into the catalog read back f
 (pure; old versions kept, the same version replaced). Apply: `publish_local_catalog` rewrites
 `<output>/<name>.json` atomically under a lock, so two publishes of one image never lose a
 version. The URL of each box is made by a builder passed in: `local_urls` (file:// into the
-local store) or `gitlab_urls` (GitLab's generic package file URL).
+local store) or `publish.gitlab.gitlab_urls` (GitLab's generic package file URL).
 """
 
 from __future__ import annotations
@@ -162,13 +162,6 @@ def local_urls(output: Path) -> UrlFor:
     """file:// URLs into the local store `<output>/<name>/<version>/<file>` (absolute, percent-encoded)."""
     root = Path(output).resolve()
     return lambda name, version, file: (root / name / version / file).as_uri()
-
-
-def gitlab_urls(target) -> UrlFor:
-    """GitLab's generic package file URL: `<api>/projects/<id>/packages/generic/<name>/<version>/<file>`."""
-    from ..publish.gitlab import package_file_url
-
-    return functools.partial(package_file_url, target)
 
 
 def catalog_path(output: Path, name: str) -> Path:

@@ -21,7 +21,7 @@ from ..core.digests import sha256_file
 from ..core.errors import BuildFailed, UserError
 from ..core.runs import Run
 from ..image import export
-from ..image.boot import Nic, VmPlan, boot
+from ..image.boot import NicPlan, VmPlan, boot
 from ..templates import render
 
 USER = "vagrant"
@@ -84,7 +84,7 @@ def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, accel: s
     try:
         proc.run(overlay_argv(provisioned_qcow2, overlay), run_ctx=run)
         plan = VmPlan(name=run.name("box"), disk=overlay, accel=accel, cpus=cpus, memory_mib=memory_mib,
-                      workdir=run.dir / "box", nics=(Nic(),), snapshot=False)
+                      workdir=run.dir / "box", nics=(NicPlan(),), snapshot=False)
         with boot(run, plan) as vm:
             on_line("waiting for the guest agent")
             try:

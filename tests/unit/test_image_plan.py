@@ -8,7 +8,7 @@ import pytest
 from builder.core.errors import UserError
 from builder.guest import ExecResult
 from builder.image import boottest, disk, packer, rootfs
-from builder.image.boot import Nic, VmPlan, qemu_argv
+from builder.image.boot import NicPlan, VmPlan, qemu_argv
 from builder.spec import load_image
 from tests.goldens import assert_golden
 from tests.repo import IMAGES
@@ -76,7 +76,7 @@ def test_streaming_packer_reuses_packer_py_argv(tmp_path):
 
 def test_qemu_argv():
     plan = VmPlan(name="bxabcdefboot", disk=Path("/c/image.qcow2"), accel="tcg", cpus=2, memory_mib=1024,
-                  workdir=Path("/run/x"), nics=(Nic(), Nic(tap="bxabcdeft0", mac="52:54:00:00:00:01")),
+                  workdir=Path("/run/x"), nics=(NicPlan(), NicPlan(tap="bxabcdeft0", mac="52:54:00:00:00:01")),
                   data_disk_mib=(20480, 20480))
     assert_golden("image/qemu.argv.json", json.dumps(qemu_argv(plan), indent=1) + "\n")
 

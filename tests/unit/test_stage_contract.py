@@ -15,7 +15,7 @@ from tests.repo import IMAGES
 
 
 def bare_build(tmp_path: Path, archive: str) -> Build:
-    """A Build with only what _keys needs (no host probing)."""
+    """A Build with only what stage_keys needs (no host probing)."""
     b = Build.__new__(Build)
     b.spec = load_image("minimal", IMAGES)
     b.out = Outcome(b.spec, "tcg", archive={"bookworm": archive})
@@ -29,8 +29,8 @@ def rootfs_stage(b: Build) -> Stage:
 
 def test_archive_state_changes_the_key_but_not_the_recipe(tmp_path):
     old, new = bare_build(tmp_path, "sha256:old"), bare_build(tmp_path, "sha256:new")
-    k_old, r_old, _ = old._keys(rootfs_stage(old))
-    k_new, r_new, _ = new._keys(rootfs_stage(new))
+    k_old, r_old, _ = old.stage_keys(rootfs_stage(old))
+    k_new, r_new, _ = new.stage_keys(rootfs_stage(new))
     assert k_old != k_new and r_old == r_new
 
 
@@ -38,8 +38,8 @@ def test_later_stages_chain_keys_and_recipes(tmp_path):
     keys = {}
     for archive in ("sha256:old", "sha256:new"):
         b = bare_build(tmp_path, archive)
-        b.out.keys["rootfs"], b.out.recipes["rootfs"] = b._keys(rootfs_stage(b))[:2]
-        keys[archive] = b._keys(Stage("disk", "x", {"disk_mib": 2048}, after="rootfs"))[:2]
+        b.out.keys["rootfs"], b.out.recipes["rootfs"] = b.stage_keys(rootfs_stage(b))[:2]
+        keys[archive] = b.stage_keys(Stage("disk", "x", {"disk_mib": 2048}, after="rootfs"))[:2]
     assert keys["sha256:old"][0] != keys["sha256:new"][0]  # the disk is rebuilt on a new archive
     assert keys["sha256:old"][1] == keys["sha256:new"][1]  # but its recipe is the same
 

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from builder.core.errors import UserError
+from builder.publish import gitlab
 from builder.publish.gitlab_target import GitLabTarget
 from builder.vagrant import catalog
 from builder.vagrant.catalog import gem_compare, update_catalog
@@ -122,7 +123,7 @@ def test_local_urls_are_absolute_file_urls(tmp_path, monkeypatch):
 
 def test_gitlab_urls_are_generic_package_file_urls():
     target = GitLabTarget(url="https://gitlab.example.com/", project="training/images", token="")
-    url = catalog.gitlab_urls(target)("minimal", "0.1.0", "minimal-0.1.0.libvirt.box")
+    url = gitlab.gitlab_urls(target)("minimal", "0.1.0", "minimal-0.1.0.libvirt.box")
     assert url == ("https://gitlab.example.com/api/v4/projects/training%2Fimages"
                    "/packages/generic/minimal/0.1.0/minimal-0.1.0.libvirt.box")
 
