@@ -18,7 +18,6 @@ import inspect
 import json
 import shutil
 import socket
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,8 +216,8 @@ class Build:
             proc.run(["sfdisk", "--quiet", str(raw)], stdin_data=disk.sfdisk_script().encode())
             self.rep.update("mkfs.ext4 -d (filling the root filesystem)")
             proc.run(disk.mkfs_argv(plan, raw, root_entry / "root"), run_ctx=self.run)
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "builder-packer",
-                            "-f", str(tmp / "packer_key")], check=True)
+            proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "builder-packer",
+                      "-f", str(tmp / "packer_key")])
             self._install_boot(plan, raw, (tmp / "packer_key.pub").read_text())
             disk.install_mbr(raw)
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .core import proc
 from .core.errors import UserError
 
 EXIT_CODE = 0x2A  # what the boot sector writes to the debug-exit port
@@ -69,9 +69,8 @@ def boot_probe(accel: str, timeout: float = PROBE_TIMEOUT) -> KvmProbe:
         image.write_bytes(BOOT_SECTOR)
         t0 = time.monotonic()
         try:
-            p = subprocess.run(probe_argv(accel, image), capture_output=True, text=True, timeout=timeout,
-                               errors="replace")
-        except subprocess.TimeoutExpired:
+            p = proc.run(probe_argv(accel, image), timeout=timeout, check=False, merge_stderr=False)
+        except proc.ToolTimeout:
             return KvmProbe(False, f"a {accel} guest did not run within {timeout:.0f} s "
                                    "(it hangs: the accelerator is present but not usable)", time.monotonic() - t0)
     dt = time.monotonic() - t0
@@ -129,7 +128,7 @@ def tool_versions() -> dict[str, str]:
         if shutil.which(argv[0]) is None:
             out[name] = "missing"
             continue
-        p = subprocess.run(argv, capture_output=True, text=True, errors="replace")
-        text = (p.stdout or p.stderr).strip().splitlines()
+        p = proc.run(argv, check=False, merge_stderr=False)
+        text = (p.output or p.stderr).strip().splitlines()
         out[name] = text[0].strip() if text else "unknown"
     return out

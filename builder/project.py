@@ -19,11 +19,11 @@ store, the git revision recorded in manifests — is resolved against that root.
 
 from __future__ import annotations
 
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .core import proc
 from .core.errors import UserError
 
 MARKER = "builder.toml"
@@ -59,10 +59,10 @@ class Project:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        p = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        p = proc.run(["git", "-C", str(root), *args], timeout=30, check=False, merge_stderr=False)
+    except (OSError, proc.ToolTimeout):
         return None
-    return p.stdout.strip() if p.returncode == 0 else None
+    return p.output.strip() if p.returncode == 0 else None
 
 
 def _read_config(f: Path) -> dict:

@@ -22,7 +22,6 @@ import re
 import shlex
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -237,13 +236,13 @@ def vbox_version(tool: str) -> str:
         raise NoVirtualBox(f"no {tool} on PATH: the virtualbox suite runs on hosts with VirtualBox "
                            "(runner tag `virtualbox`)")
     try:
-        r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired:
+        r = proc.run([path, "--version"], timeout=60, check=False, merge_stderr=False)
+    except proc.ToolTimeout:
         raise NoVirtualBox(f"`{tool} --version` did not answer within 60 s") from None
     if r.returncode != 0:
-        why = (r.stderr or r.stdout).strip().splitlines()
+        why = (r.stderr or r.output).strip().splitlines()
         raise NoVirtualBox(f"`{tool} --version` exits {r.returncode}: {why[-1] if why else 'no output'}")
-    return r.stdout.strip()
+    return r.output.strip()
 
 
 def free_port() -> int:
@@ -287,16 +286,15 @@ def _wait_ssh(user: str, port: int, env: dict[str, str], timeout: float, alive) 
             last += "\nthe VM is no longer running"
             break
         try:
-            r = subprocess.run(ssh_argv(user, port, ["uname", "-a"]), env=env, capture_output=True, text=True,
-                               timeout=60, check=False)
-        except subprocess.TimeoutExpired:  # sshd accepted but did not finish the login: still booting
+            r = proc.run(ssh_argv(user, port, ["uname", "-a"]), env=env, timeout=60, check=False, merge_stderr=False)
+        except proc.ToolTimeout:  # sshd accepted but did not finish the login: still booting
             last = "login timed out after 60 s"
             continue
         if r.returncode == 0:
             return CaseResult(name="ssh-answers", passed=True, seconds=round(time.monotonic() - t0, 2),
                               evidence=f"{user}@127.0.0.1:{port} (NAT forward to 22) after "
-                                       f"{time.monotonic() - t0:.0f} s: {r.stdout.strip()}")
-        last = (r.stderr or r.stdout).strip()[-500:]
+                                       f"{time.monotonic() - t0:.0f} s: {r.output.strip()}")
+        last = (r.stderr or r.output).strip()[-500:]
         time.sleep(3)
     return CaseResult(name="ssh-answers", passed=False, seconds=round(time.monotonic() - t0, 2),
                       evidence=f"no SSH login as {user} on 127.0.0.1:{port} within {timeout:.0f} s; last: {last}")
@@ -335,8 +333,7 @@ def run_suite(ova_file: Path, *, user: str = "student", password: str = "student
             else:
                 r.release(vm_rec)
             r.release(base_rec)
-            listed = subprocess.run([tool_path, "list", "vms"], capture_output=True, text=True, timeout=60,
-                                    check=False).stdout
+            listed = proc.run([tool_path, "list", "vms"], timeout=60, check=False, merge_stderr=False).output
             left = [w for w, bad in ((f"VM {vm} still registered", f'"{vm}"' in listed),
                                      (f"basefolder {base} still there", base.exists())) if bad]
             steps.cases.append(CaseResult(name="nothing-left", passed=not left, seconds=round(time.monotonic() - t0, 2),
@@ -371,10 +368,10 @@ def _apply(steps: _Steps, tool: str, ova_file: Path, vm: str, base: Path, summar
         for check in smoke_checks(summary["name"], version):
             t0 = time.monotonic()
             try:
-                res = subprocess.run(ssh_argv(user, port, check.remote()), env=env, capture_output=True, text=True,
-                                     input=f"{password}\n" if check.sudo else "", timeout=330, check=False)
-                rc, out = res.returncode, res.stdout + res.stderr
-            except subprocess.TimeoutExpired:
+                res = proc.run(ssh_argv(user, port, check.remote()), env=env, timeout=330, check=False,
+                               stdin_data=f"{password}\n".encode() if check.sudo else b"", merge_stderr=False)
+                rc, out = res.returncode, res.output + res.stderr
+            except proc.ToolTimeout:
                 rc, out = -1, "timed out after 330 s"
             steps.cases.append(judge(check, rc, out, time.monotonic() - t0))
     steps.tool("poweroff", poweroff_argv(tool, vm), 300)

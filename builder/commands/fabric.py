@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,12 +118,11 @@ def up(fabric: Path, detach: bool, as_json: bool) -> None:
 
 
 def _detach(fabric: Path, as_json: bool) -> None:
+    from ..core import proc
     from ..core.errors import BuildFailed
     from ..fabric import session
 
-    p = subprocess.Popen([sys.executable, "-m", "builder.cli", "fabric", "up", str(fabric)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True)  # fmt: skip
+    p = proc.detach([sys.executable, "-m", "builder.cli", "fabric", "up", str(fabric)])
     while p.poll() is None:
         st = [s for s in session.live(fabric) if s["pid"] == p.pid]
         if st:

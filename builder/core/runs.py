@@ -2,10 +2,10 @@
 
 Every host object a run creates (process, namespace, link, mount, loop device, libvirt domain,
 temp path) carries the run id in its name and is written to the run's journal *before* it is
-created. Teardown walks the journal backwards on exit, on error and on SIGINT/SIGTERM; after a
-SIGKILL the journal is still on disk, so the next run's `reap()` undoes it once the owning
-process is gone. Live runs are left alone: a run is dead when its pid is gone or was reused
-(the recorded start time no longer matches).
+created (a process through `proc.spawn`, which journals it first). Teardown walks the journal
+backwards on exit, on error and on SIGINT/SIGTERM; after a SIGKILL the journal is still on disk,
+so the next run's `reap()` undoes it once the owning process is gone. Live runs are left alone:
+a run is dead when its pid is gone or was reused (the recorded start time no longer matches).
 """
 
 from __future__ import annotations
@@ -17,60 +17,47 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import proc
+from .proc import alive, proc_start_time
 
 RUN_ROOT = Path(os.environ.get("BUILDER_RUN_DIR", "/run/builder"))
 PREFIX = "bx"  # every host object name starts with PREFIX + run id: `bx3fa9c1...`
 PROC_SYS = Path("/proc/sys")
 
 
-def proc_start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot): with the pid, it names one process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # field 22 (starttime), counted after the parenthesised comm which may contain spaces
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-# image/boot.py still imports the old private name; drop this once it uses proc_start_time
-
-
-def _alive(pid: int, start: str | None) -> bool:
-    now = proc_start_time(pid)
-    return now is not None and (start is None or now == start) and not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    # a killed child of this very process stays a zombie until waited for: it is gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
-
-
 def _quiet(argv: list[str]) -> None:
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    proc.run(argv, check=False)
 
 
 def _kill_process(rec: dict) -> None:
-    pid = rec["pid"]
-    if not _alive(pid, rec.get("start")):
+    if "pid" in rec:
+        _stop(rec["pid"], rec.get("start"), bool(rec.get("group")), rec)
+        return
+    # journalled, but builder died before it wrote the pid: the tag in the environment finds
+    # the process and its children (a group leader takes its group along)
+    for pid in proc.tagged(rec["tag"]):
+        if pid != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                _stop(pid, proc_start_time(pid), bool(rec.get("group")) and os.getpgid(pid) == pid, rec)
+
+
+def _stop(pid: int, start: str | None, group: bool, rec: dict) -> None:
+    if not alive(pid, start):
         return
     # `signals` lets a record skip a slow graceful exit (radvd spends 5 s on final adverts)
     for name in rec.get("signals", ("SIGTERM", "SIGKILL")):
         sig = signal.Signals[name]
         try:
-            os.killpg(pid, sig) if rec.get("group") else os.kill(pid, sig)
+            os.killpg(pid, sig) if group else os.kill(pid, sig)
         except ProcessLookupError:
             return
         for _ in range(50):
-            if not _alive(pid, rec.get("start")):
+            if not alive(pid, start):
                 return
             threading.Event().wait(0.05)
 
@@ -92,8 +79,7 @@ def _batch_del(obj: str, names: list[str]) -> None:
     """Delete many namespaces or links with one `ip -force -batch` (a 2000-node fabric would
     otherwise spawn thousands of processes); objects already gone are skipped."""
     script = "".join(f"{obj} del {n}\n" for n in names)
-    subprocess.run(["ip", "-force", "-batch", "-"], input=script.encode(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    proc.run(["ip", "-force", "-batch", "-"], stdin_data=script.encode(), check=False)
 
 
 def _undo_libvirt_domain(rec: dict) -> None:
@@ -122,9 +108,9 @@ def _undo_virtualbox_vm(rec: dict) -> None:
     tool, name = rec["tool"], rec["name"]
     _quiet([tool, "controlvm", name, "poweroff"])
     for _ in range(20):
-        if subprocess.run([tool, "unregistervm", name, "--delete"], capture_output=True, check=False).returncode == 0:
+        if proc.run([tool, "unregistervm", name, "--delete"], check=False).returncode == 0:
             return
-        listed = subprocess.run([tool, "list", "vms"], capture_output=True, text=True, check=False).stdout
+        listed = proc.run([tool, "list", "vms"], check=False, merge_stderr=False).output
         if f'"{name}"' not in listed:
             return
         threading.Event().wait(1)
@@ -242,6 +228,15 @@ class Run:
                 f.write(json.dumps({"kind": kind, **rec}) + "\n")
         return rec
 
+    def amend(self, rec: dict, **fields) -> None:
+        """Add to a record what is known only once its object exists (a spawned process's pid).
+        Appended, not rewritten, so a kill mid-write loses nothing; the last line for a tag wins."""
+        with self._lock:
+            rec.update(fields)
+            kind = next(k for k, r in self._undo if r is rec)
+            with open(self.dir / "journal.jsonl", "a") as f:
+                f.write(json.dumps({"kind": kind, **rec}) + "\n")
+
     def release(self, rec: dict) -> None:
         """Undo one recorded object now (e.g. a finished stage's mount) and forget it."""
         with self._lock:
@@ -298,19 +293,22 @@ def _raise_interrupt(signum, _frame):
 
 def _undo_journal(path: Path) -> None:
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for rec in reversed(recs):
+    last = {r["tag"]: i for i, r in enumerate(recs) if "tag" in r}  # Run.amend: the last line wins
+    for i, rec in reversed(list(enumerate(recs))):
+        if last.get(rec.get("tag"), i) != i:
+            continue
         with contextlib.suppress(Exception):  # undo what can be undone; an unknown kind is skipped
             UNDO[rec.pop("kind")](rec)
 
 
 def _sweep_named_leftovers(dead: set[str]) -> None:
     """Objects named after a dead run but missing from its journal (killed mid-write)."""
-    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    out = proc.run(["ip", "-j", "netns", "list"], check=False, merge_stderr=False).output
     for ns in json.loads(out or "[]"):
         name = ns["name"]
         if any(name.startswith(PREFIX + rid) for rid in dead):
             _quiet(["ip", "netns", "del", name])
-    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+    out = proc.run(["ip", "-j", "link", "show"], check=False, merge_stderr=False).output
     for link in json.loads(out or "[]"):
         if any(link["ifname"].startswith(PREFIX + rid) for rid in dead):
             _quiet(["ip", "link", "del", link["ifname"]])
@@ -329,7 +327,7 @@ def reap(root: Path = RUN_ROOT) -> list[str]:
             o = json.loads(owner.read_text())
         except (OSError, ValueError):
             o = None
-        if o and _alive(o["pid"], o.get("start")):
+        if o and alive(o["pid"], o.get("start")):
             continue
         journal = d / "journal.jsonl"
         if journal.exists():
@@ -350,6 +348,6 @@ def live_runs(root: Path = RUN_ROOT) -> list[str]:
             o = json.loads((d / "owner.json").read_text())
         except (OSError, ValueError):
             continue
-        if _alive(o["pid"], o.get("start")):
+        if alive(o["pid"], o.get("start")):
             out.append(d.name)
     return out

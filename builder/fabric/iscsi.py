@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import templates
+from ..core import proc
 from ..core.errors import BuildFailed
 from ..core.runs import Run
 from .validate import Topology
@@ -129,17 +129,17 @@ def serve(fab, p: IscsiPlan) -> int:
         f.truncate(p.lun_mib << 20)
     log = run.dir / "tgtd.log"
     # tgtd ignores SIGTERM; nothing of it outlives the run, so SIGKILL is the clean stop
-    proc = fab.spawn(p.target_node, tgtd_argv(p, port), log, signals=("SIGKILL",))
+    tgtd = fab.spawn(p.target_node, tgtd_argv(p, port), log, signals=("SIGKILL",))
     sock = control_paths(port)[0]
     end = time.monotonic() + 10
     while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > end:
+        if tgtd.poll() is not None or time.monotonic() > end:
             raise BuildFailed(f"tgtd did not start: {log.read_text()[-600:]}")
         time.sleep(0.05)
     for argv in tgtadm_argvs(p, port, backing):
-        r = subprocess.run(argv, capture_output=True, text=True)
+        r = proc.run(argv, check=False, merge_stderr=False)
         if r.returncode:
-            raise BuildFailed(f"{' '.join(argv)}: {r.stderr.strip() or r.stdout.strip()}")
+            raise BuildFailed(f"{' '.join(argv)}: {r.stderr.strip() or r.output.strip()}")
     return port
 
 

@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core import proc
 from ..core.errors import BuildFailed
-from ..core.runs import Run, hold_sysctl, proc_start_time
+from ..core.runs import Run, hold_sysctl
 from .model import BRIDGE_MAX_PORTS, Overlay
 from .render import radvd
 from .render.iproute2 import node_plan
@@ -164,9 +165,9 @@ def node_sysctls(topo: Topology, node: ResolvedNode) -> list[str]:
 
 def _ip_batch(script: str, netns: str | None = None) -> None:
     argv = ["ip"] + (["-n", netns] if netns else []) + ["-batch", "-"]
-    p = subprocess.run(argv, input=script, text=True, capture_output=True)
+    p = proc.run(argv, stdin_data=script.encode(), check=False)
     if p.returncode != 0:
-        msg = p.stderr.strip()
+        msg = p.output.strip()
         if "exchange full" in msg.lower():
             raise BridgeFull(
                 f"a bridge refused a port ({msg.splitlines()[0]}): the Linux bridge holds at most "
@@ -176,9 +177,9 @@ def _ip_batch(script: str, netns: str | None = None) -> None:
 
 
 def _sysctl(ns: str, settings: list[str]) -> None:
-    p = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", *settings], capture_output=True, text=True)
+    p = proc.run(["ip", "netns", "exec", ns, "sysctl", "-qw", *settings], check=False)
     if p.returncode:
-        raise BuildFailed(f"sysctl in {ns} failed: {p.stderr.strip()}")
+        raise BuildFailed(f"sysctl in {ns} failed: {p.output.strip()}")
 
 
 def netns_exec(ns: str) -> Callable[[list[str], float], tuple[int, str, str]]:
@@ -186,10 +187,10 @@ def netns_exec(ns: str) -> Callable[[list[str], float], tuple[int, str, str]]:
 
     def run(argv: list[str], timeout: float = 30) -> tuple[int, str, str]:
         try:
-            p = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            return 124, (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
-        return p.returncode, p.stdout, p.stderr
+            p = proc.run(["ip", "netns", "exec", ns, *argv], timeout=timeout, check=False, merge_stderr=False)
+        except proc.ToolTimeout as e:
+            return 124, e.output, "timeout"
+        return p.returncode, p.output, p.stderr
 
     return run
 
@@ -198,10 +199,8 @@ def spawn_in(run: Run, ns: str, argv: list[str], log: Path, *,
              signals: tuple[str, ...] | None = None) -> subprocess.Popen[bytes]:
     """Start a long-lived process inside a namespace, journaled in `run` for teardown."""
     with open(log, "ab") as out:
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    extra = {"signals": list(signals)} if signals else {}
-    run.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True, **extra)
+        p, _ = proc.spawn(run, ["ip", "netns", "exec", ns, *argv], stdout=out, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, signals=signals)  # fmt: skip
     return p
 
 
@@ -224,7 +223,7 @@ class HostFabric:
     def link_set(self, node: str, segment: str, up: bool) -> None:
         """Carrier of a node's port on the host side (a tap down is a pulled cable to a VM)."""
         host = self.plan.port(node, segment).host
-        subprocess.run(["ip", "link", "set", "dev", host, "up" if up else "down"], check=True, capture_output=True)
+        proc.run(["ip", "link", "set", "dev", host, "up" if up else "down"])
 
     def describe(self) -> dict:
         return {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core import proc
 from ..core.errors import BuildFailed
-from ..core.runs import Run, proc_start_time
+from ..core.runs import Run
 from ..guest import GuestAgent
 
 
@@ -131,10 +131,8 @@ def boot(run: Run, plan: VmPlan) -> Iterator[Vm]:
         run.record("path", path=str(path))
         proc.run(data_disk_argv(path, mib), run_ctx=run)
     with open(plan.workdir / f"{plan.name}.qemu.log", "wb") as log:  # QEMU keeps its own copy of the fd
-        p = subprocess.Popen(qemu_argv(plan), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+        p, rec = proc.spawn(run, qemu_argv(plan), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.monotonic()
-    rec = run.record("process", pid=p.pid, start=proc_start_time(p.pid), group=True)
     vm = Vm(plan, p)
     try:
         time.sleep(0.2)

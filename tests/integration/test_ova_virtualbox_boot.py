@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.core import runs
+from builder.core import proc, runs
 from tests.fakes.vbox_fixture import vbox  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -85,4 +85,4 @@ def test_after_a_kill_the_next_run_removes_the_vm(minimal_release, vbox, tmp_pat
     assert registered(vbox) and any(work.iterdir())  # the kill left them behind
     runs.reap()
     assert registered(vbox) == [] and list(work.iterdir()) == []
-    assert not runs._alive(pid, None), f"QEMU {pid} still runs"
+    assert not proc.alive(pid, None), f"QEMU {pid} still runs"

@@ -1,5 +1,6 @@
 """The run journal and the tool runner: teardown, reaping of dead runs only, timeouts."""
 
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,74 @@ def test_tool_seconds_is_a_union_of_spans(monkeypatch):
     monkeypatch.setattr(proc, "TOOL_SPANS", [("a", 10.0, 20.0), ("b", 15.0, 25.0), ("c", 30.0, 31.0)])
     assert proc.tool_seconds(since=0) == 16.0
     assert proc.tool_seconds(since=18) == 8.0
+
+
+def test_spawn_journals_the_process_before_it_exists(tmp_path):
+    with Run(root=tmp_path / "runs") as run:
+        journal = run.dir / "journal.jsonl"
+        res = proc.run(["sh", "-c", f'cat {journal}; echo "tag=$BUILDER_SPAWN"'], run_ctx=run)
+        first, *_, last = res.output.splitlines()
+        seen = json.loads(first)  # what the journal held when the child ran: its tag, no pid yet
+        assert seen["kind"] == "process" and "pid" not in seen and last == f"tag={seen['tag']}"
+        assert seen["tag"].startswith(run.tag + "-")
+        assert journal.read_text() == ""  # it exited: released
+
+
+def test_reaper_kills_a_process_whose_pid_was_never_journalled(tmp_path):
+    """The builder dies between journalling a process and writing its pid: the tag finds it."""
+    root = tmp_path / "runs"
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(os.getcwd())!r})
+from pathlib import Path
+from subprocess import DEVNULL
+from builder.core import proc
+from builder.core.runs import Run
+r = Run(root=Path({str(root)!r})).start()
+print(r.id, flush=True)
+r.amend = lambda rec, **fields: os._exit(0)  # killed right after the child started
+proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+"""
+    dead_id = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    (rec,) = [json.loads(line) for line in (root / dead_id / "journal.jsonl").read_text().splitlines()]
+    assert "pid" not in rec
+    (pid,) = proc.tagged(rec["tag"])
+    assert proc.alive(pid, None)
+    assert reap(root) == [dead_id]
+    assert not proc.alive(pid, None) and proc.tagged(rec["tag"]) == []
+
+
+def test_amended_record_supersedes_its_first_line(tmp_path):
+    root = tmp_path / "runs"
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(os.getcwd())!r})
+from pathlib import Path
+from subprocess import DEVNULL
+from builder.core import proc
+from builder.core.runs import Run
+r = Run(root=Path({str(root)!r})).start()
+p, rec = proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+print(r.id, p.pid, flush=True)
+os._exit(0)
+"""
+    dead_id, pid = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout.split()
+    lines = [json.loads(line) for line in (root / dead_id / "journal.jsonl").read_text().splitlines()]
+    assert [("pid" in r) for r in lines] == [False, True] and lines[0]["tag"] == lines[1]["tag"]
+    assert reap(root) == [dead_id]
+    assert not proc.alive(int(pid), None)
+
+
+def test_tool_runner_feeds_stdin_while_draining_output_and_splits_stderr():
+    # the child floods stderr before it reads its stdin: writing all of stdin first would deadlock
+    flood = "import sys; sys.stderr.write('e' * (1 << 20)); sys.stderr.flush(); print(len(sys.stdin.read()))"
+    for merge in (True, False):
+        res = proc.run([sys.executable, "-c", flood], stdin_data=b"x" * (1 << 20), timeout=60, merge_stderr=merge)
+        assert res.output.endswith(str(1 << 20))
+        assert len(res.stderr) == (0 if merge else 1 << 20)
+    res = proc.run(["sh", "-c", "echo out; echo err >&2"], merge_stderr=False)
+    assert (res.output, res.stderr) == ("out", "err")
+    with pytest.raises(proc.ToolTimeout) as e:
+        proc.run(["sh", "-c", "echo partial; sleep 300"], timeout=1)
+    assert e.value.output == "partial"
