@@ -44,14 +44,16 @@ from .vagrant import layer as vlayer
 PACKAGE = Path(__file__).parent
 # Source files (globs relative to builder/) whose content shapes each stage's output, and the
 # methods of Build that run the stage (their source is hashed, not all of this module's).
+# core/proc.py starts packer and every QEMU (spawn), so it shapes every stage that boots one.
 CODE = {
     "rootfs": ("image/rootfs.py", "image/archive.py", "templates/image/customize.sh.j2"),
     "disk": ("image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
     "provision": ("image/packer.py", "core/proc.py", "templates/image/packer.pkr.hcl.j2"),
-    "boot": ("image/boot.py", "image/boottest.py", "guest.py"),
-    "fabric": ("image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
-    "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "fabric/**/*.py", "templates/fabric/*"),
-    "box": ("vagrant/layer.py", "image/boot.py", "guest.py", "templates/vagrant/layer.sh.j2",
+    "boot": ("image/boot.py", "image/boottest.py", "guest.py", "core/proc.py"),
+    "fabric": ("image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py", "templates/fabric/*"),
+    "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py",
+            "templates/fabric/*"),
+    "box": ("vagrant/layer.py", "image/boot.py", "guest.py", "core/proc.py", "templates/vagrant/layer.sh.j2",
             "templates/image/cleanup.sh.j2"),
     "export": ("image/export.py", "image/ovf.py", "templates/ovf/*", "vagrant/box.py", "templates/vagrant/*"),
 }

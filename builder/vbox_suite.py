@@ -6,7 +6,7 @@ and that VM must boot headless and answer SSH through a NAT port-forward with th
 checks. An OVA cannot carry a key we inject, so SSH logs in with the image user's lab password
 (sshpass, the password in its environment, never in argv).
 
-The VM and its throw-away basefolder are journalled in the run (builder/runs.py) before they
+The VM and its throw-away basefolder are journalled in the run (builder/core/runs.py) before they
 exist, so an error, Ctrl-C or a SIGKILL followed by the next run's reap powers the VM off,
 unregisters it with its disks and removes the folder.
 

@@ -113,7 +113,7 @@ def up(fabric: Path, detach: bool, as_json: bool) -> None:
         try:
             while True:
                 signal.pause()
-        except KeyboardInterrupt:  # SIGTERM from `fabric down` arrives as this (runs.py)
+        except KeyboardInterrupt:  # SIGTERM from `fabric down` arrives as this (core/runs.py)
             pass
 
 

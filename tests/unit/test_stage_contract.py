@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder import templates
+from builder import build, templates
 from builder.build import CODE, METHODS, Build, Outcome, Stage, method_digest
 from builder.image.cache import Cache, changes, summarise
 from builder.publish.manifest import Manifest
@@ -48,6 +48,12 @@ def test_every_stage_hashes_its_own_code():
     assert set(CODE) == set(METHODS)
     assert all(len(method_digest(m)) == 16 for m in METHODS.values())
     assert method_digest(METHODS["boot"]) != method_digest(METHODS["fabric"])
+
+
+def test_every_code_glob_names_files():
+    """A glob left behind by a move would match nothing, and its stage would stop following the code."""
+    package = Path(build.__file__).parent
+    assert [(st, g) for st, globs in CODE.items() for g in globs if not any(package.glob(g))] == []
 
 
 def test_a_miss_says_which_inputs_changed(tmp_path):
