@@ -165,7 +165,7 @@ def _write_reports(dest: Path, files: dict[str, bytes]) -> None:
 def _virtualbox_suite(b: Build, reporter: Reporter) -> None:
     """Where VirtualBox works (runners tagged `virtualbox`), the exported OVA must import, boot and
     pass its smoke checks in VirtualBox itself before anything is published. Elsewhere: a note."""
-    user = next((u for u in b.spec.users if u.password), None)
+    user = vbox_suite.login_user(b.spec)
     try:
         vbox_suite.vbox_version("VBoxManage")
     except vbox_suite.NoVirtualBox as e:

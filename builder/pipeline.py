@@ -1,14 +1,17 @@
 """The child pipeline for the image matrix, and validation of CI YAML against GitLab's schema.
 
 GitLab CI is the distributed engine: one build job per image lands on whichever nested-KVM
-runner is free; the builder never schedules across hosts itself. Plan only: `child_pipeline`
-turns image references and options into a dict; `dump` makes the YAML text.
+runner is free; the builder never schedules across hosts itself. Between build and publish, a
+`virtualbox` job on a runner tagged `virtualbox` imports and boots the uploaded OVA in
+VirtualBox itself; the publish job needs it. Nightly (scheduled) pipelines also run each
+image's multi-node lab, which is too slow for every push. Plan only: `child_pipeline` turns
+image references and options into a dict; `dump` makes the YAML text.
 
 Runners share nothing but GitLab. The build job builds, tests and uploads the image files to
 the project's package registry (`builder vm --publish gitlab --no-release`); its small proof
 (manifest, SHA256SUMS, JUnit — written whether tests pass or fail) travels as job artifacts to
-the publish job, which checks the registry holds exactly those files and creates the release.
-Each runner keeps its own stage cache.
+the later jobs; the publish job checks the registry holds exactly those files and creates the
+release. Each runner keeps its own stage cache.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import yaml
 
 from . import yamlio
 from .core.errors import UserError
+from .lab.plan import has_lab
 from .project import Project
 from .spec import image_names, load_image
 
@@ -34,11 +38,15 @@ MAX_SCHEMA_BYTES = 8 << 20
 class ImageRef:
     name: str
     version: str
+    lab: bool = False  # the image has a course lab (lab/ beside image.yaml)
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
     tags: tuple[str, ...] = ("builder", "kvm")
+    virtualbox_tags: tuple[str, ...] = ("builder", "virtualbox")
+    nightly: bool = False  # add the slow jobs a schedule runs: the multi-node lab
+    lab_nodes: int = 3
     timeout: str = "3h"
     retries: int = 2
     expire_in: str = "30 days"
@@ -59,21 +67,29 @@ def resolve_images(names: list[str], images_dir: Path) -> list[ImageRef]:
     names = names or image_names(images_dir)
     if not names:
         raise UserError("no images to build", file=str(images_dir))
-    return [ImageRef(s.name, s.version) for s in (load_image(n, images_dir) for n in dict.fromkeys(names))]
+    return [ImageRef(s.name, s.version, has_lab(s)) for s in (load_image(n, images_dir) for n in dict.fromkeys(names))]
+
+
+def _retry(opts: PipelineOptions) -> dict:
+    # Retry a lost or broken runner, never a failing build or test.
+    return {"max": opts.retries, "when": ["runner_system_failure"]}
+
+
+def _junit_artifacts(opts: PipelineOptions, path: str) -> dict:
+    return {"when": "always", "expire_in": opts.expire_in, "paths": [path], "reports": {"junit": path}}
 
 
 def _jobs(img: ImageRef, opts: PipelineOptions) -> dict[str, dict]:
     reports = f"{REPORTS_DIR}/{img.name}"
-    build = f"build:{img.name}"
+    build, vbox = f"build:{img.name}", f"virtualbox:{img.name}"
     name = shlex.quote(img.name)
-    return {
+    jobs: dict[str, dict] = {
         build: {
             "stage": "build",
             "tags": list(opts.tags),
             "timeout": opts.timeout,
             "interruptible": True,
-            # Retry a lost or broken runner, never a failing build or test.
-            "retry": {"max": opts.retries, "when": ["runner_system_failure"]},
+            "retry": _retry(opts),
             "script": [
                 *opts.setup,
                 # A rebuild with unchanged content exits 0 ("current"); changed content gets a new
@@ -81,26 +97,51 @@ def _jobs(img: ImageRef, opts: PipelineOptions) -> dict[str, dict]:
                 f"{opts.builder} vm {name} --publish gitlab --no-release --reports {reports}",
             ],
             "artifacts": {
-                "when": "always",
-                "expire_in": opts.expire_in,
+                **_junit_artifacts(opts, f"{reports}/junit.xml"),
                 "paths": [f"{reports}/"],
-                "reports": {"junit": f"{reports}/junit.xml"},
+                # report.html, manifest.json, SHA256SUMS linked from merge requests and the pipeline
+                "expose_as": f"{img.name} build report",
             },
+        },
+        vbox: {
+            "stage": "virtualbox",
+            "tags": list(opts.virtualbox_tags),
+            "timeout": opts.timeout,
+            "interruptible": True,
+            "needs": [{"job": build, "artifacts": True}],
+            "retry": _retry(opts),
+            "script": [*opts.setup,
+                       f"{opts.builder} ova test --from {reports} --junit {reports}/virtualbox.xml"],
+            "artifacts": _junit_artifacts(opts, f"{reports}/virtualbox.xml"),
         },
         f"publish:{img.name}": {
             "stage": "publish",
             "tags": list(opts.tags),
-            "needs": [{"job": build, "artifacts": True}],
+            "needs": [{"job": build, "artifacts": True}, {"job": vbox, "artifacts": False}],
             # Two pipelines never release the same image at once.
             "resource_group": f"publish-{img.name}",
-            "retry": {"max": opts.retries, "when": ["runner_system_failure"]},
+            "retry": _retry(opts),
             "script": [*opts.setup, f"{opts.builder} publish {name} --to gitlab --release-only --from {reports}"],
         },
     }
+    if opts.nightly and img.lab:
+        junit = f"{reports}/lab-{opts.lab_nodes}-nodes.xml"
+        jobs[f"lab:{img.name}"] = {
+            "stage": "lab",
+            "tags": list(opts.tags),
+            "timeout": opts.timeout,
+            "interruptible": True,
+            "needs": [],  # builds (or reuses) the image on its own runner, beside the build job
+            "retry": _retry(opts),
+            "script": [*opts.setup, f"{opts.builder} lab test {name} --nodes {opts.lab_nodes} --junit {junit}"],
+            "artifacts": _junit_artifacts(opts, junit),
+        }
+    return jobs
 
 
 def child_pipeline(images: list[ImageRef], opts: PipelineOptions = PipelineOptions()) -> dict:
-    doc: dict = {"stages": ["build", "publish"]}
+    lab = opts.nightly and any(img.lab for img in images)
+    doc: dict = {"stages": ["build", "virtualbox", "publish", *(["lab"] if lab else [])]}
     for img in images:
         doc.update(_jobs(img, opts))
     return doc

@@ -32,6 +32,7 @@ from .core.errors import BuildFailed, UserError
 from .core.results import CaseResult, Suite
 from .core.runs import Run
 from .image import ova
+from .spec import ImageSpec, User
 
 SUITE = "virtualbox"
 # what reaches VBoxManage's argv and a file name: our own run tags and plain names only
@@ -214,6 +215,11 @@ def judge(check: SshCheck, rc: int, out: str, seconds: float) -> CaseResult:
     ok = rc in check.accept_rc and (check.expect is None or re.search(check.expect, out, re.MULTILINE) is not None)
     return CaseResult(name=check.name, passed=ok, seconds=round(seconds, 2),
                       evidence=f"$ {shlex.join(check.remote())}\nexit {rc}\n{out.strip()[-2000:]}")
+
+
+def login_user(spec: ImageSpec) -> User | None:
+    """The image user the suite logs in as over SSH: the first with a (lab) password."""
+    return next((u for u in spec.users if u.password), None)
 
 
 def image_version(ova_file: Path, name: str | None, given: str | None) -> str:

@@ -28,20 +28,27 @@ def group() -> None:
 Examples:
   builder pipeline generate --output child-pipeline.yml        every image
   IMAGES=ceph-training builder pipeline generate -o child.yml  what a schedule asks for
-  builder pipeline generate --images ceph-training --tag kvm --timeout 2h""",
+  builder pipeline generate --images ceph-training --tag kvm --timeout 2h
+  builder pipeline generate --nightly -o child.yml            a schedule's: with the 3-node labs""",
 )
 @click.option("--images", envvar="IMAGES", default="", help="comma/space separated names (default: $IMAGES, else all)")
 @click.option("--tag", "tags", multiple=True, help="runner tag selecting nested-KVM runners (repeatable)")
+@click.option("--virtualbox-tag", "vbox_tags", multiple=True,
+              help="runner tag selecting the VirtualBox runners of the OVA test (repeatable)")
+@click.option("--nightly", is_flag=True, help="add the slow jobs of a schedule: each lab's multi-node run")
 @click.option("--timeout", default=pl.PipelineOptions.timeout, show_default=True, help="per build job")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="write here, not stdout")
-def generate(images: str, tags: tuple[str, ...], timeout: str, output: Path | None) -> None:
-    """Write the child pipeline: a build job and a publish job per image of this project.
+def generate(images: str, tags: tuple[str, ...], vbox_tags: tuple[str, ...], nightly: bool, timeout: str,
+             output: Path | None) -> None:
+    """Write the child pipeline: build, VirtualBox test and publish jobs per image of this project.
 
     Jobs run the commands of builder.toml's [pipeline] table first (e.g. an install step),
     then `builder`; they hand over nothing but GitLab job artifacts and the package registry.
     """
     project = current_project()
-    opts = pl.PipelineOptions.for_project(project, tags=tags or pl.PipelineOptions.tags, timeout=timeout)
+    opts = pl.PipelineOptions.for_project(project, tags=tags or pl.PipelineOptions.tags, timeout=timeout,
+                                          virtualbox_tags=vbox_tags or pl.PipelineOptions.virtualbox_tags,
+                                          nightly=nightly)
     text = pl.dump(pl.child_pipeline(pl.resolve_images(pl.parse_image_list(images), project.images_dir), opts))
     if output:
         output.write_text(text)

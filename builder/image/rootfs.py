@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..spec import ImageSpec
 from ..templates import render
+from . import debcache
 
 # What every image needs for the pipeline itself: boot, the test channel (qemu-guest-agent on
 # virtio-serial), packer's SSH, and networkd (minbase has no DHCP client).
@@ -21,12 +22,15 @@ def customize_script(spec: ImageSpec) -> str:
     return render("image/customize.sh.j2", spec=spec)
 
 
-def mmdebstrap_argv(spec: ImageSpec, target: Path, hook: Path, mirror: str | None = None) -> list[str]:
+def mmdebstrap_argv(spec: ImageSpec, target: Path, hook: Path, mirror: str | None = None,
+                    debs: tuple[Path, Path] | None = None) -> list[str]:
+    """`debs`: (the shared .deb cache, where this build's debs go) — see debcache."""
     return [
         "mmdebstrap",
         "--variant=minbase",
         "--format=directory",
         f"--include={','.join(packages(spec))}",
+        *(debcache.mmdebstrap_options(*debs) if debs else ()),
         f"--customize-hook=sh {hook} \"$1\"",
         spec.distribution,
         str(target),

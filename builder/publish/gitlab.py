@@ -10,6 +10,7 @@ an interrupted publish, re-run, leaves exactly one copy of every file.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from .. import templates
 from ..core.errors import BuildFailed, UserError
 from ..vagrant import catalog
 from .gitlab_target import GitLabTarget, RetryPolicy, api_errors
-from .manifest import MANIFEST, SUMS, Manifest, parse_manifest
+from .manifest import MANIFEST, SUMS, FileEntry, Manifest, parse_manifest
 from .verify import VerifiedVersion, parse_sums, require_passing, verify_version_dir
 
 MAX_PROOF_BYTES = 4 << 20  # manifest.json / SHA256SUMS read back from the registry
@@ -311,6 +312,54 @@ def remote_file(target: GitLabTarget, name: str, version: str, file_name: str,
         return data
 
     with api_errors(target, f"reading {name} {version} {file_name} from {target.url}"):
+        return policy.retrying()(fetch)
+
+
+def download_file(target: GitLabTarget, name: str, version: str, entry: FileEntry, dest: Path,
+                  policy: RetryPolicy = RetryPolicy()) -> Path:
+    """A package file streamed to `dest`, bounded by the size the manifest records and checked
+    against its sha256 (what another runner uploaded is all this runner shares with it)."""
+    check_names(name, version, (entry.name,))
+    project = target.connect().projects.get(target.project, lazy=True)
+    part = dest.with_name(dest.name + ".part")
+
+    def fetch() -> None:
+        h, size = hashlib.sha256(), 0
+        with open(part, "wb") as f:
+            for chunk in project.generic_packages.download(name, version, entry.name, streamed=True, iterator=True,
+                                                           chunk_size=1 << 20):
+                size += len(chunk)
+                if size > entry.size:
+                    raise BuildFailed(f"{entry.name}: the registry sends more than the {entry.size} bytes "
+                                      f"the manifest records for {name} {version}")
+                h.update(chunk)
+                f.write(chunk)
+        if h.hexdigest() != entry.sha256:
+            raise BuildFailed(f"{entry.name}: sha256 {h.hexdigest()} in the registry, {entry.sha256} in the "
+                              f"manifest of {name} {version}")
+
+    try:
+        with api_errors(target, f"downloading {name} {version} {entry.name} from {target.url}"):
+            policy.retrying()(fetch)
+        part.rename(dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+def release_exists(target: GitLabTarget, name: str, version: str, policy: RetryPolicy = RetryPolicy()) -> bool:
+    project = target.connect().projects.get(target.project, lazy=True)
+
+    def fetch() -> bool:
+        try:
+            project.releases.get(release_tag(name, version))
+        except gitlab.GitlabGetError as e:
+            if e.response_code == 404:
+                return False
+            raise
+        return True
+
+    with api_errors(target, f"reading the release of {name} {version} on {target.url}"):
         return policy.retrying()(fetch)
 
 

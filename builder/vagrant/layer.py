@@ -1,10 +1,14 @@
 """The box-only layer: Vagrant's conventions added to a copy of the provisioned image.
 
-A `vagrant` user with passwordless sudo (validated by visudo in the guest) and Vagrant's insecure
-public key, sshd enabled. The published qcow2/VMDK/OVA stay without it; only the boxes carry it.
-The layer boots an overlay of the provisioned qcow2 with the pipeline's own VM machinery (guest
-agent on virtio-serial), runs the layer script and the image's cleanup (machine-id, host keys),
-powers off and flattens the overlay into a standalone compressed qcow2.
+A `vagrant` user with passwordless sudo (validated by visudo) and Vagrant's insecure public key,
+sshd enabled. The published qcow2/VMDK/OVA stay without it; only the boxes carry it.
+
+Applied offline, with no boot: a raw copy of the provisioned disk, its root partition on an
+offset loop device (as the disk stage does; no partition scanning here), the layer script and the
+image's cleanup run by `chroot` with the guest's own tools (/dev bound for them, no /proc, so no
+tool reaches the host's mounts), then flattened into a compressed qcow2. The provisioned image was
+already cleaned by its last provisioner, and nothing boots here, so no host key or machine-id
+appears that the cleanup would have to undo. Booting once cost a whole TCG boot per build.
 
 Cached as the `box` stage: `stage_inputs` lists what decides its output.
 """
@@ -12,6 +16,7 @@ Cached as the `box` stage: `stage_inputs` lists what decides its output.
 from __future__ import annotations
 
 import glob
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +26,6 @@ from ..core.digests import sha256_file
 from ..core.errors import BuildFailed, UserError
 from ..core.runs import Run
 from ..image import export
-from ..image.boot import NicPlan, VmPlan, boot
 from ..templates import render
 
 USER = "vagrant"
@@ -69,42 +73,55 @@ def stage_inputs(key_file: Path) -> dict[str, str]:
     return {"layer": layer_script(), "cleanup": cleanup_script(), "key": sha256_file(key_file)}
 
 
-def overlay_argv(base: Path, overlay: Path) -> list[str]:
-    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(Path(base).resolve()), str(overlay)]
+def raw_argv(src: Path, dst: Path) -> list[str]:
+    return ["qemu-img", "convert", "-O", "raw", str(src), str(dst)]
 
 
-def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, accel: str, *, cpus: int = 2,
-                   memory_mib: int = 1024, key_file: Path | None = None, ready_timeout: float = 300,
+def root_partition(table: dict) -> tuple[int, int]:
+    """(offset, size) in bytes of the disk's first partition, from `sfdisk --json`."""
+    pt = table["partitiontable"]
+    sector = int(pt.get("sectorsize", 512))
+    first = pt["partitions"][0]
+    return int(first["start"]) * sector, int(first["size"]) * sector
+
+
+def chroot_argv(root: Path) -> list[str]:
+    return ["chroot", str(root), "/bin/sh", "-c"]
+
+
+def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, *, key_file: Path | None = None,
                    on_line: Callable[[str], None] = lambda line: None) -> Path:
     """Write dest_qcow2: the provisioned image plus the box layer, flattened and compressed."""
     key = read_public_key(insecure_key_path(key_file))
     dest_qcow2 = Path(dest_qcow2)
-    overlay = dest_qcow2.with_name(f".{dest_qcow2.name}.{run.id}.overlay.qcow2")
-    rec = run.record("path", path=str(overlay))  # a killed run leaves no overlay behind
+    raw = dest_qcow2.with_name(f".{dest_qcow2.name}.{run.id}.raw")
+    mnt = run.dir / "box-root"
+    rec = run.record("path", path=str(raw))  # a killed run leaves no raw copy behind
     try:
-        proc.run(overlay_argv(provisioned_qcow2, overlay), run_ctx=run)
-        plan = VmPlan(name=run.name("box"), disk=overlay, accel=accel, cpus=cpus, memory_mib=memory_mib,
-                      workdir=run.dir / "box", nics=(NicPlan(),), snapshot=False)
-        with boot(run, plan) as vm:
-            on_line("waiting for the guest agent")
-            try:
-                vm.agent.wait_ready(ready_timeout, alive=vm.alive)
-                # first-boot work (host keys, machine-id) must be done before the cleanup undoes it
-                vm.agent.exec(["systemctl", "is-system-running", "--wait"], timeout=ready_timeout)
-                for what, script, stdin in (("box layer", layer_script(), key.encode() + b"\n"),
-                                            ("cleanup", cleanup_script(), None)):
-                    on_line(f"running the {what} script")
-                    res = vm.agent.exec(["/bin/sh", "-c", script], timeout=300, input=stdin)
-                    if res.rc != 0:
-                        raise BuildFailed(f"{what} script failed (exit {res.rc}):\n{res.output[-1500:]}")
-                vm.agent.exec(["sync"], timeout=120)
-            except BuildFailed as e:
-                raise BuildFailed(f"{e}\nconsole:\n{vm.console_tail()}") from None
-            on_line("powering off")
-            if not vm.poweroff(timeout=120):
-                raise BuildFailed(f"the box VM did not power off\nconsole:\n{vm.console_tail()}")
+        on_line("raw copy of the provisioned disk")
+        proc.run(raw_argv(provisioned_qcow2, raw), run_ctx=run)
+        offset, size = root_partition(json.loads(proc.output(["sfdisk", "--json", str(raw)])))
+        loop_dev = proc.output(["losetup", "--find", "--show", "-o", str(offset), "--sizelimit", str(size),
+                                str(raw)]).strip()
+        loop = run.record("loop", device=loop_dev)
+        mnt.mkdir(exist_ok=True)
+        mounts = [run.record("mount", path=str(mnt))]
+        try:
+            proc.run(["mount", loop_dev, str(mnt)])
+            mounts.append(run.record("mount", path=str(mnt / "dev")))
+            proc.run(["mount", "--bind", "/dev", str(mnt / "dev")])
+            for what, script, stdin in (("box layer", layer_script(), key.encode() + b"\n"),
+                                        ("cleanup", cleanup_script(), None)):
+                on_line(f"running the {what} script in the image (chroot)")
+                res = proc.run([*chroot_argv(mnt), script], stdin_data=stdin, check=False, timeout=300)
+                if res.returncode != 0:
+                    raise BuildFailed(f"{what} script failed (exit {res.returncode}):\n{res.output[-1500:]}")
+        finally:
+            for m in reversed(mounts):
+                run.release(m)
+            run.release(loop)
         on_line("flattening into a compressed qcow2")
-        proc.run(export.qcow2_argv(overlay, dest_qcow2), run_ctx=run)
+        proc.run(export.qcow2_argv(raw, dest_qcow2), run_ctx=run)
     finally:
         run.release(rec)
     return dest_qcow2
