@@ -144,7 +144,7 @@ def test_provision_is_idempotent_and_destroy_leaves_nothing(conn, run, rspec, tm
     dom = conn.lookupByName("runner-01")
     assert dom.isActive()
     assert (tmp_path / "pool" / "runner-01-seed.iso").is_file()
-    assert run._undo == []  # everything handed over to the runner
+    assert (run.dir / "journal.jsonl").read_text() == ""  # everything handed over to the runner
     second = domain.provision(conn, rspec, run, None)
     assert second == {"name": "runner-01", "created": False}
     assert [r["name"] for r in domain.list_runners(conn)] == ["runner-01"]
