@@ -26,12 +26,11 @@ from typing import Any
 from . import host, preflight
 from .core import proc
 from .core.errors import BuildFailed
-from .core.results import CaseResult, Suite
+from .core.results import Suite
 from .core.runs import Run, live_runs
 from .fabric import session
-from .fabric.validate import Topology
 from .image import boottest, debcache, disk, export, packer, rootfs
-from .image.boot import NicPlan, Vm, VmPlan, boot
+from .image.boot import NicPlan, VmPlan, boot
 from .image.cache import Cache, changes, key, summarise
 from .image.disk import DiskPlan
 from .lab import plan as labplan
@@ -50,7 +49,7 @@ CODE = {
     "rootfs": ("image/rootfs.py", "image/archive.py", "image/debcache.py", "templates/image/customize.sh.j2"),
     "disk": ("image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
     "provision": ("image/packer.py", "core/proc.py", "templates/image/packer.pkr.hcl.j2"),
-    "boot": ("image/boot.py", "image/boottest.py", "guest.py", "core/proc.py", "fabric/**/*.py", "templates/fabric/*"),
+    "boot": ("image/boot.py", "image/boottest.py", "guest.py", "core/proc.py"),
     "fabric": ("image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py", "templates/fabric/*"),
     "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py",
             "templates/fabric/*"),
@@ -58,8 +57,7 @@ CODE = {
     "export": ("image/export.py", "image/ovf.py", "templates/ovf/*", "vagrant/box.py", "templates/vagrant/*"),
 }
 METHODS = {"rootfs": ("rootfs",), "disk": ("disk", "_install_boot"), "provision": ("provision",),
-           "boot": ("boot_test", "_judge_boot", "_fabric_stage", "_runs"), "fabric": ("fabric_test", "_fabric_stage"),
-           "lab": ("lab_test",),
+           "boot": ("boot_test",), "fabric": ("fabric_test",), "lab": ("lab_test",),
            "box": ("box",), "export": ("export", "_export_stage")}
 TEST_STAGES = ("boot", "fabric", "lab")
 
@@ -137,7 +135,6 @@ class Build:
         opts.cache.sweep_partials(set(live_runs()))
         accel, why = host.choose_accel(opts.accel)
         self.out = Outcome(spec, accel, archive=dict(archive or {}), tools=self.tools, version=spec.version)
-        self._fabric_cases: list[CaseResult] | None = None  # judged in the boot stage's VM
         reporter.note(f"accelerator: {accel} ({why})")
 
     # -- the stage contract ---------------------------------------------------------------
@@ -297,84 +294,51 @@ class Build:
         return self._stage(st, produce)
 
     def boot_test(self) -> Suite:
-        """The image boots on its own (SeaBIOS, its bootloader, no -kernel) and passes its checks.
-        When the fabric stage has to run too, both suites share one VM: the fabric VM boots the
-        same disk the same way, and the boot checks run before the fabric touches the guest."""
         s = self.spec
         checks = boottest.checks_for(s)
         st = Stage("boot", "boot test (standalone, guest agent)",
                    {"checks": [c.__dict__ for c in checks], "data_disks": s.data_disk_mibs}, after="provision")
-        fabric_st, topo, vm_node = self._fabric_stage()
 
         def produce(tmp: Path) -> None:
-            if self._runs(fabric_st):
-                self.rep.update(f"one VM for the boot and fabric suites: {vm_node} on fabric {topo.fabric.name}")
-                judged: dict[str, Any] = {}
-                self._fabric_cases = session.run_image_vm(
-                    topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node,
-                    accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                    ready_timeout=s.boot_test.timeout, data_disk_mib=s.data_disk_mibs,
-                    first=lambda vm: judged.update(self._judge_boot(vm, checks)))
-                suite, pkgs, console = judged["suite"], judged["packages"], judged["console"]
-                powered_off = None  # the fabric session powers its VM off
-            else:
-                plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
-                              accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                              workdir=self.run.dir / "boot", nics=(NicPlan(),), data_disk_mib=s.data_disk_mibs)
-                with boot(self.run, plan) as vm:
-                    judged = self._judge_boot(vm, checks)
-                    powered_off = vm.poweroff()
-                suite, pkgs, console = judged["suite"], judged["packages"], judged["console"]
-            (tmp / "console.log").write_text(console)
+            plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
+                          accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
+                          workdir=self.run.dir / "boot", nics=(NicPlan(),), data_disk_mib=s.data_disk_mibs)
+            with boot(self.run, plan) as vm:
+                self.rep.update("waiting for the guest agent on virtio-serial")
+                try:
+                    ready = vm.agent.wait_ready(s.boot_test.timeout, alive=vm.alive)
+                except BuildFailed as e:
+                    raise BuildFailed(f"{e}\nconsole:\n{vm.console_tail()}") from None
+                self.rep.update(f"guest agent answered after {ready:.0f} s; running checks")
+                suite = boottest.run_checks(checks, lambda argv, t: vm.agent.exec(argv, timeout=t))
+                pkgs = vm.agent.exec(list(boottest.PACKAGES_ARGV), timeout=60).stdout
+                powered_off = vm.poweroff()
+            shutil.copy(plan.console_log, tmp / "console.log")
             result = {"suite": suite.model_dump(), "packages": boottest.parse_packages(pkgs),
                       "clean_poweroff": powered_off, "provenance": self._provenance()}
             (tmp / "result.json").write_text(json.dumps(result, indent=2))
+            if not suite.passed:
+                # keep the evidence in the report, but never cache a failure
+                raise _SuiteFailed("boot", suite, self._provenance())
 
         entry = self._test_stage(st, produce)
         self.out.packages = json.loads((entry / "result.json").read_text())["packages"]
         return self._verdict("boot", entry)
 
-    def _judge_boot(self, vm: Vm, checks: list[boottest.GuestCheck]) -> dict[str, Any]:
-        self.rep.update("waiting for the guest agent on virtio-serial")
-        try:
-            ready = vm.agent.wait_ready(self.spec.boot_test.timeout, alive=vm.alive)
-        except BuildFailed as e:
-            raise BuildFailed(f"{e}\nconsole:\n{vm.console_tail()}") from None
-        self.rep.update(f"guest agent answered after {ready:.0f} s; running the boot checks")
-        suite = boottest.run_checks(checks, lambda argv, t: vm.agent.exec(argv, timeout=t))
-        pkgs = vm.agent.exec(list(boottest.PACKAGES_ARGV), timeout=60).stdout
-        console = vm.console_tail(lines=100_000)
-        if not suite.passed:  # keep the evidence for the report, never cache a failure, run no fabric
-            raise _SuiteFailed("boot", suite, self._provenance())
-        return {"suite": suite, "packages": pkgs, "console": console}
-
-    def _fabric_stage(self) -> tuple[Stage, Topology, str]:
+    def fabric_test(self) -> Suite:
+        """Boot the image as the fabric's VM node (NICs on the fabric's taps) and run every check."""
         s = self.spec
         fabric_file, topo, vm_name = preflight.fabric_of(s)
-        st = Stage("fabric", f"fabric {topo.fabric.name} with the image as {vm_name}",
+        vm_node = topo.node(vm_name)
+        st = Stage("fabric", f"fabric {topo.fabric.name} with the image as {vm_node.name}",
                    {"fabric": fabric_file.read_text(), "data_disks": s.data_disk_mibs}, after="provision")
-        return st, topo, vm_name
-
-    def _runs(self, st: Stage) -> bool:
-        """Whether `_stage` will produce `st` rather than reuse a cache entry."""
-        if self.opts.no_cache or (self.opts.retest and st.name in TEST_STAGES):
-            return True
-        return self.opts.cache.lookup(st.name, self.spec.name, self.stage_keys(st)[0]) is None
-
-    def fabric_test(self) -> Suite:
-        """Boot the image as the fabric's VM node (NICs on the fabric's taps) and run every check;
-        the cases come from the boot stage's VM when that one ran both suites."""
-        s = self.spec
-        st, topo, vm_node = self._fabric_stage()
 
         def produce(tmp: Path) -> None:
-            cases, self._fabric_cases = self._fabric_cases, None
-            if cases is None:
-                self.rep.update(f"fabric up, VM on its taps, {vm_node} as the initiator")
-                cases = session.run_image_vm(
-                    topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node,
-                    accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
-                    ready_timeout=s.boot_test.timeout, data_disk_mib=s.data_disk_mibs)
+            self.rep.update(f"fabric up, VM on its taps, {vm_node.name} as the initiator")
+            cases = session.run_image_vm(
+                topo, self.out.paths["provision"] / "image.qcow2", self.run, vm_node=vm_node.name,
+                accel=self.out.accelerator, cpus=s.cpus, memory_mib=s.memory_mib,
+                ready_timeout=s.boot_test.timeout, data_disk_mib=s.data_disk_mibs)
             suite = Suite(passed=bool(cases) and all(c.passed for c in cases), cases=cases)
             result = {"suite": suite.model_dump(), "provenance": self._provenance()}
             (tmp / "result.json").write_text(json.dumps(result, indent=2))

@@ -10,7 +10,6 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..core import runs
 from ..core.results import CaseResult
@@ -117,10 +116,8 @@ def boot_vm_node(stack: contextlib.ExitStack, topo: Topology, vm_node: str, taps
 
 def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = None, accel: str = "tcg",
                  cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300,
-                 data_disk_mib: tuple[int, ...] = (), first: Callable[[Any], object] | None = None,
-                 ) -> list[CaseResult]:  # fmt: skip
-    """`run_image_suite` with the VM booted here (`boot_vm_node`), checks through its guest agent.
-    `first(vm)` runs once the guest is up, before the fabric configures it (the boot suite)."""
+                 data_disk_mib: tuple[int, ...] = ()) -> list[CaseResult]:  # fmt: skip
+    """`run_image_suite` with the VM booted here (`boot_vm_node`), checks through its guest agent."""
     vm = vm_node or next(n.name for n in topo.nodes if n.kind == "vm")
     with contextlib.ExitStack() as stack:
         vms = []
@@ -128,8 +125,6 @@ def run_image_vm(topo: Topology, disk: Path, run: Run, *, vm_node: str | None = 
         def start(taps: list[str]) -> None:
             vms.append(boot_vm_node(stack, topo, vm, taps, disk, run, accel=accel, cpus=cpus, memory_mib=memory_mib,
                                     ready_timeout=ready_timeout, data_disk_mib=data_disk_mib))  # fmt: skip
-            if first is not None:
-                first(vms[0])
 
         def vm_exec(argv: list[str], timeout: float) -> tuple[int, str, str]:
             r = vms[0].agent.exec(argv, timeout=timeout)
