@@ -89,11 +89,10 @@ def _module_names(module: str) -> dict[str, str]:
     """Local names bound to a builder module by `module`'s imports (`from . import runs`)."""
     out = {}
     for target, name, node in _imports(module):
-        for a in node.names if name is None else ():  # type: ignore[attr-defined]
-            if isinstance(node, ast.ImportFrom) and a.name == target.rsplit(".", 1)[-1]:
-                out[a.asname or a.name] = target
-            elif isinstance(node, ast.Import) and a.name == target and a.asname:
-                out[a.asname] = target
+        if name is None and isinstance(node, ast.ImportFrom):
+            out.update({a.asname or a.name: target for a in node.names if a.name == target.rsplit(".", 1)[-1]})
+        elif name is None and isinstance(node, ast.Import):
+            out.update({a.asname: target for a in node.names if a.name == target and a.asname})
     return out
 
 
