@@ -11,7 +11,6 @@ cap, disks only hashed in chunks, every member and the end-of-archive marker ins
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tarfile
 from collections.abc import Callable
@@ -21,8 +20,8 @@ from typing import IO
 
 from lxml import etree
 
+from ..core.digests import hash_stream
 from ..core.errors import BuildFailed, UserError
-from .ovf import CHUNK
 
 OVF_NS_PREFIX = "http://schemas.dmtf.org/ovf/envelope/"
 DIGEST_LINE = re.compile(r"^(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9A-Fa-f]+)\s*$")
@@ -204,13 +203,6 @@ class _Descriptor:
             elif kind == ETHERNET:
                 nics.append({"network": item.get("Connection"), "model": item.get("ResourceSubType")})
         return {"name": name, "os": guest_os, "cpus": cpus, "memory_mib": memory_mib, "disks": disks, "nics": nics}
-
-
-def hash_stream(f: IO[bytes], algo: str) -> str:
-    h = hashlib.new(algo.lower())
-    while chunk := f.read(CHUNK):
-        h.update(chunk)
-    return h.hexdigest()
 
 
 def read_capped(f: IO[bytes], cap: int, where: str) -> bytes:

@@ -20,11 +20,11 @@ from pydantic import Field, field_validator
 
 from .. import templates
 from ..atomic import atomic_file
+from ..core.digests import CHUNK
 from ..core.errors import BuildFailed, UserError
 from ..spec import StrictModel
 
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
-CHUNK = 4 << 20
 # ustar's 11 octal digits of size: VirtualBox writes USTAR, so we stay inside it rather than emit
 # GNU base-256 sizes an older importer might not read.
 USTAR_MAX_SIZE = 8**11 - 1

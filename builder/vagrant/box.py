@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import templates
 from ..atomic import atomic_file
 from ..core import proc
+from ..core.digests import CHUNK
 from ..core.runs import Run
 from ..image import export, ovf
 from ..spec import NAME_RE, ImageSpec
@@ -110,7 +111,7 @@ def write_box(dest: Path, items: list[Member]) -> str:
     with atomic_file(dest) as out:
         writer = _HashingWriter(out)
         with tarfile.TarFile(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
-                             copybufsize=ovf.CHUNK) as tar:  # a write-only stream that hashes: no seek
+                             copybufsize=CHUNK) as tar:  # a write-only stream that hashes: no seek
             for name, value in items:
                 info = tarfile.TarInfo(name)
                 info.mtime, info.mode = mtime, 0o644
