@@ -14,10 +14,10 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gitlab
 
@@ -39,6 +39,7 @@ FILE_NAME_RE = PACKAGE_NAME_RE
 # backtracked exponentially on `1.0.0-aaaa...a...` (30 s and more).
 PACKAGE_VERSION_RE = re.compile(r"^(?!\.)(?!.*\.\.)[\w+.-]{1,255}(?<!\.)\Z", re.ASCII)
 IMAGE_SUFFIXES = (".qcow2", ".vmdk", ".ova", ".box")
+T = TypeVar("T")
 
 
 def check_names(name: str, version: str, files: list[str] | tuple[str, ...] = ()) -> None:
@@ -291,6 +292,28 @@ def remote_versions(target: GitLabTarget, name: str, policy: RetryPolicy = Retry
         return policy.retrying()(fetch)
 
 
+def _or_none(get: Callable[[], T]) -> T | None:
+    """`get()`, or None where GitLab answers 404 (no such package file or release)."""
+    try:
+        return get()
+    except gitlab.GitlabGetError as e:
+        if e.response_code == 404:
+            return None
+        raise
+
+
+def _package_chunks(project: Any, name: str, version: str, file_name: str, cap: int,
+                    too_large: str) -> Iterator[bytes]:
+    """A package file's bytes as they arrive (streamed, never held whole), BuildFailed past `cap`."""
+    size = 0
+    for chunk in project.generic_packages.download(name, version, file_name, streamed=True, iterator=True,
+                                                   chunk_size=1 << 20):
+        size += len(chunk)
+        if size > cap:
+            raise BuildFailed(f"{name} {version} {file_name}: {too_large}")
+        yield chunk
+
+
 def remote_file(target: GitLabTarget, name: str, version: str, file_name: str,
                 policy: RetryPolicy = RetryPolicy()) -> bytes | None:
     """A small package file (manifest, SHA256SUMS) read back, bounded; None when absent."""
@@ -298,18 +321,8 @@ def remote_file(target: GitLabTarget, name: str, version: str, file_name: str,
     project = target.connect().projects.get(target.project, lazy=True)
 
     def fetch() -> bytes | None:
-        try:
-            chunks = project.generic_packages.download(name, version, file_name, iterator=True)
-        except gitlab.GitlabGetError as e:
-            if e.response_code == 404:
-                return None
-            raise
-        data = b""
-        for chunk in chunks:
-            data += chunk
-            if len(data) > MAX_PROOF_BYTES:
-                raise BuildFailed(f"{name} {version} {file_name}: larger than {MAX_PROOF_BYTES} bytes")
-        return data
+        return _or_none(lambda: b"".join(_package_chunks(project, name, version, file_name, MAX_PROOF_BYTES,
+                                                         f"larger than {MAX_PROOF_BYTES} bytes")))
 
     with api_errors(target, f"reading {name} {version} {file_name} from {target.url}"):
         return policy.retrying()(fetch)
@@ -324,14 +337,10 @@ def download_file(target: GitLabTarget, name: str, version: str, entry: FileEntr
     part = dest.with_name(dest.name + ".part")
 
     def fetch() -> None:
-        h, size = hashlib.sha256(), 0
+        h = hashlib.sha256()
         with open(part, "wb") as f:
-            for chunk in project.generic_packages.download(name, version, entry.name, streamed=True, iterator=True,
-                                                           chunk_size=1 << 20):
-                size += len(chunk)
-                if size > entry.size:
-                    raise BuildFailed(f"{entry.name}: the registry sends more than the {entry.size} bytes "
-                                      f"the manifest records for {name} {version}")
+            for chunk in _package_chunks(project, name, version, entry.name, entry.size,
+                                         f"the registry sends more than the {entry.size} bytes the manifest records"):
                 h.update(chunk)
                 f.write(chunk)
         if h.hexdigest() != entry.sha256:
@@ -349,18 +358,9 @@ def download_file(target: GitLabTarget, name: str, version: str, entry: FileEntr
 
 def release_exists(target: GitLabTarget, name: str, version: str, policy: RetryPolicy = RetryPolicy()) -> bool:
     project = target.connect().projects.get(target.project, lazy=True)
-
-    def fetch() -> bool:
-        try:
-            project.releases.get(release_tag(name, version))
-        except gitlab.GitlabGetError as e:
-            if e.response_code == 404:
-                return False
-            raise
-        return True
-
+    tag = release_tag(name, version)
     with api_errors(target, f"reading the release of {name} {version} on {target.url}"):
-        return policy.retrying()(fetch)
+        return policy.retrying()(lambda: _or_none(lambda: project.releases.get(tag)) is not None)
 
 
 def remote_manifest(target: GitLabTarget, name: str, version: str) -> Manifest | None:
