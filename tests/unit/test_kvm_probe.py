@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,23 @@ import pytest
 from builder import host
 
 
-def fake_qemu(tmp_path: Path, body: str) -> Path:
-    d = tmp_path / "bin"
-    d.mkdir(exist_ok=True)
-    q = d / "qemu-system-x86_64"
-    q.write_text("#!/bin/sh\n" + body + "\n")
-    q.chmod(0o755)
-    return d
+@pytest.fixture
+def fake_qemu(tmp_path: Path, monkeypatch) -> Callable[[str], None]:
+    """A host with a usable /dev/kvm, the probe's state under tmp_path, and a stand-in QEMU
+    (first on PATH, the system's tools after it) whose shell body the test gives."""
+    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
+    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(host.os, "access", lambda p, m: True)
+
+    def install(body: str) -> None:
+        d = tmp_path / "bin"
+        d.mkdir(exist_ok=True)
+        q = d / "qemu-system-x86_64"
+        q.write_text("#!/bin/sh\n" + body + "\n")
+        q.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{d}:/usr/bin:/bin")
+
+    return install
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs qemu-system-x86_64")
@@ -26,47 +37,33 @@ def test_boot_sector_guest_runs_under_tcg_without_any_kernel():
     assert r.usable and r.measured, r.reason
 
 
-def test_unmeasurable_answer_is_not_remembered(tmp_path, monkeypatch):
-    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
-    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
-    monkeypatch.setattr(host.os, "access", lambda p, m: True)
-    monkeypatch.setenv("PATH", str(fake_qemu(tmp_path, "echo 'qemu: cannot start' >&2; exit 1")))
+def test_unmeasurable_answer_is_not_remembered(tmp_path, fake_qemu):
+    fake_qemu("echo 'qemu: cannot start' >&2; exit 1")
     r = host.kvm_probe(refresh=True)
     assert not r.usable and not r.measured and "says nothing about KVM" in r.reason
     assert not (tmp_path / "state.json").exists()
 
 
-def test_hang_with_a_working_tcg_control_is_remembered(tmp_path, monkeypatch):
-    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
+def test_hang_with_a_working_tcg_control_is_remembered(fake_qemu, monkeypatch):
     monkeypatch.setattr(host, "PROBE_TIMEOUT", 1.0)
-    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
-    monkeypatch.setattr(host.os, "access", lambda p, m: True)
     # "kvm" hangs, "tcg" runs the guest: exit status (0x2a << 1) | 1
-    body = 'case "$*" in *"-accel kvm"*) exec sleep 30;; *) exit 85;; esac'
-    monkeypatch.setenv("PATH", str(fake_qemu(tmp_path, body)) + ":/usr/bin:/bin")
+    fake_qemu('case "$*" in *"-accel kvm"*) exec sleep 30;; *) exit 85;; esac')
     r = host.boot_probe("kvm", timeout=1.0)
     assert not r.usable and r.measured and "hangs" in r.reason
     assert host.boot_probe("tcg").usable
 
 
-def test_kvm_far_slower_than_tcg_is_not_usable(tmp_path, monkeypatch):
+def test_kvm_far_slower_than_tcg_is_not_usable(tmp_path, fake_qemu):
     """Seen on a host: the boot sector ran under KVM in 5.9 s against TCG's 0.11 s, and a Debian
     kernel then stalled for minutes after "Probing EDD"; the old probe called that usable."""
-    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
-    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
-    monkeypatch.setattr(host.os, "access", lambda p, m: True)
-    body = 'case "$*" in *"-accel kvm"*) sleep 2; exit 85;; *) exit 85;; esac'
-    monkeypatch.setenv("PATH", str(fake_qemu(tmp_path, body)) + ":/usr/bin:/bin")
+    fake_qemu('case "$*" in *"-accel kvm"*) sleep 2; exit 85;; *) exit 85;; esac')
     r = host.kvm_probe(refresh=True)
     assert not r.usable and r.measured and "slower than TCG" in r.reason
     assert (tmp_path / "state.json").exists()
 
 
-def test_kvm_as_fast_as_tcg_is_usable(tmp_path, monkeypatch):
-    monkeypatch.setattr(host, "STATE", tmp_path / "state.json")
-    monkeypatch.setattr(host.os.path, "exists", lambda p: True)
-    monkeypatch.setattr(host.os, "access", lambda p, m: True)
-    monkeypatch.setenv("PATH", str(fake_qemu(tmp_path, "exit 85")))
+def test_kvm_as_fast_as_tcg_is_usable(fake_qemu):
+    fake_qemu("exit 85")
     assert host.kvm_probe(refresh=True).usable
 
 

@@ -96,22 +96,31 @@ def test_spawn_journals_the_process_before_it_exists(tmp_path):
         assert journal.read_text() == ""  # it exited: released
 
 
-def test_reaper_kills_a_process_whose_pid_was_never_journalled(tmp_path):
-    """The builder dies between journalling a process and writing its pid: the tag finds it."""
-    root = tmp_path / "runs"
+def _builder_that_dies(root, body: str) -> list[str]:
+    """What a child Python printed (split) that started a Run under `root` as `r`, ran `body`
+    and died without its teardown (os._exit), as a SIGKILLed builder does."""
     code = f"""
 import os, sys
-sys.path.insert(0, {str(os.getcwd())!r})
+sys.path.insert(0, {os.getcwd()!r})
 from pathlib import Path
 from subprocess import DEVNULL
 from builder.core import proc
 from builder.core.runs import Run
 r = Run(root=Path({str(root)!r})).start()
+{body}
+os._exit(0)
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_reaper_kills_a_process_whose_pid_was_never_journalled(tmp_path):
+    """The builder dies between journalling a process and writing its pid: the tag finds it."""
+    root = tmp_path / "runs"
+    (dead_id,) = _builder_that_dies(root, """
 print(r.id, flush=True)
 r.amend = lambda rec, **fields: os._exit(0)  # killed right after the child started
 proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
-"""
-    dead_id = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+""")
     (rec,) = [json.loads(line) for line in (root / dead_id / "journal.jsonl").read_text().splitlines()]
     assert "pid" not in rec
     (pid,) = proc.tagged(rec["tag"])
@@ -122,20 +131,10 @@ proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
 
 def test_amended_record_supersedes_its_first_line(tmp_path):
     root = tmp_path / "runs"
-    code = f"""
-import os, sys
-sys.path.insert(0, {str(os.getcwd())!r})
-from pathlib import Path
-from subprocess import DEVNULL
-from builder.core import proc
-from builder.core.runs import Run
-r = Run(root=Path({str(root)!r})).start()
+    dead_id, pid = _builder_that_dies(root, """
 p, rec = proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
 print(r.id, p.pid, flush=True)
-os._exit(0)
-"""
-    dead_id, pid = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=True).stdout.split()
+""")
     lines = [json.loads(line) for line in (root / dead_id / "journal.jsonl").read_text().splitlines()]
     assert [("pid" in r) for r in lines] == [False, True] and lines[0]["tag"] == lines[1]["tag"]
     assert reap(root) == [dead_id]

@@ -4,6 +4,8 @@ is not tested again, and the suite runs on the downloaded file (VBoxManage stand
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from builder import vbox_job, vbox_suite
@@ -11,7 +13,7 @@ from builder.core.errors import BuildFailed
 from builder.core.results import Suite
 from builder.project import Project, find
 from builder.publish import gitlab
-from builder.publish.manifest import parse_manifest
+from builder.publish.manifest import FileEntry, parse_manifest
 from tests.fakes.gitlab_helpers import fast_policy, make_version, target
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
@@ -33,23 +35,30 @@ def project(tmp_path) -> Project:
     return find(tmp_path / "project")
 
 
-def test_download_streams_the_ova_and_checks_its_digest(gitlab_server, uploaded, tmp_path):
+@pytest.fixture
+def download(gitlab_server, uploaded):
+    """The uploaded OVA's manifest entry, and download_file of ceph-training 1.2.0 for (entry, dest)."""
     entry = next(f for f in parse_manifest(uploaded / "manifest.json").files if f.format == "ova")
-    got = gitlab.download_file(target(gitlab_server), "ceph-training", "1.2.0", entry, tmp_path / entry.name,
-                               policy=fast_policy())
-    assert got.read_bytes() == (uploaded / entry.name).read_bytes()
+
+    def get(e: FileEntry, dest: Path) -> Path:
+        return gitlab.download_file(target(gitlab_server), "ceph-training", "1.2.0", e, dest, policy=fast_policy())
+
+    return entry, get
+
+
+def test_download_streams_the_ova_and_checks_its_digest(download, uploaded, tmp_path):
+    entry, get = download
+    assert get(entry, tmp_path / entry.name).read_bytes() == (uploaded / entry.name).read_bytes()
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_download_refuses_a_file_other_than_the_manifest_says(gitlab_server, uploaded, tmp_path):
-    entry = next(f for f in parse_manifest(uploaded / "manifest.json").files if f.format == "ova")
+def test_download_refuses_a_file_other_than_the_manifest_says(download, tmp_path):
+    entry, get = download
     dest = tmp_path / entry.name
     with pytest.raises(BuildFailed, match="sha256"):
-        gitlab.download_file(target(gitlab_server), "ceph-training", "1.2.0", entry.model_copy(update={"sha256": "0" * 64}),
-                             dest, policy=fast_policy())
+        get(entry.model_copy(update={"sha256": "0" * 64}), dest)
     with pytest.raises(BuildFailed, match="more than the 3 bytes"):
-        gitlab.download_file(target(gitlab_server), "ceph-training", "1.2.0", entry.model_copy(update={"size": 3}),
-                             dest, policy=fast_policy())
+        get(entry.model_copy(update={"size": 3}), dest)
     assert not dest.exists() and not list(tmp_path.glob("*.part"))  # nothing half-written left
 
 
