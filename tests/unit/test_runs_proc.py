@@ -35,21 +35,32 @@ def test_names_fit_ifnamsiz(tmp_path):
         run.name("toolongsuffix")
 
 
+def _builder_that_dies(root, body: str) -> list[str]:
+    """What a child Python printed (split) that started a Run under `root` as `r`, ran `body`
+    and died without its teardown (os._exit), as a SIGKILLed builder does."""
+    code = f"""
+import os, sys
+sys.path.insert(0, {os.getcwd()!r})
+from pathlib import Path
+from subprocess import DEVNULL
+from builder.core import proc
+from builder.core.runs import Run
+r = Run(root=Path({str(root)!r})).start()
+{body}
+os._exit(0)
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+
 def test_reap_undoes_dead_runs_and_spares_live_ones(tmp_path):
     root = tmp_path / "runs"
     victim = tmp_path / "victim"
     # A run owned by a process that dies without teardown (as after SIGKILL).
-    code = f"""
-import os, sys
-sys.path.insert(0, {str(os.getcwd())!r})
-from builder.core.runs import Run
-r = Run(root=__import__('pathlib').Path({str(root)!r})).start()
+    (dead_id,) = _builder_that_dies(root, f"""
 r.record('path', path={str(victim)!r})
 open({str(victim)!r}, 'w').write('x')
-print(r.id)
-os._exit(0)
-"""
-    dead_id = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+print(r.id, flush=True)
+""")
     with Run(root=root) as live:
         # entering a run reaps first: the dead run's file is gone, the live run stays
         assert not victim.exists() and not (root / dead_id).exists()
@@ -94,23 +105,6 @@ def test_spawn_journals_the_process_before_it_exists(tmp_path):
         assert seen["kind"] == "process" and "pid" not in seen and last == f"tag={seen['tag']}"
         assert seen["tag"].startswith(run.tag + "-")
         assert journal.read_text() == ""  # it exited: released
-
-
-def _builder_that_dies(root, body: str) -> list[str]:
-    """What a child Python printed (split) that started a Run under `root` as `r`, ran `body`
-    and died without its teardown (os._exit), as a SIGKILLed builder does."""
-    code = f"""
-import os, sys
-sys.path.insert(0, {os.getcwd()!r})
-from pathlib import Path
-from subprocess import DEVNULL
-from builder.core import proc
-from builder.core.runs import Run
-r = Run(root=Path({str(root)!r})).start()
-{body}
-os._exit(0)
-"""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
 
 
 def test_reaper_kills_a_process_whose_pid_was_never_journalled(tmp_path):
