@@ -92,7 +92,8 @@ class Worker:
     def __init__(self):
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("GITLAB", "CI_", "BUILDER_"))}
-        env["PYTHONPATH"] = str(ROOT)
+        # the checkout first, then whatever the caller's interpreter needs to find its packages
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
         self.p = subprocess.Popen(
             [sys.executable, "-c", "from tests.unit.test_fuzz_cli import worker; worker()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
