@@ -9,6 +9,7 @@ for review (`builder image check --render DIR`).
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,9 @@ STAGE_TOOLS: dict[str, tuple[tuple[str, str], ...]] = {
     "export": (("qemu-img", "qemu-utils"),),
 }
 STAGE_FILES: dict[str, tuple[tuple[Path, str], ...]] = {"disk": ((disk.MBR_BIN, "syslinux-common"),)}
+# Debian installs losetup, sfdisk, tgtd, sysctl... here: on root's PATH (where a build runs), not on
+# an unprivileged user's, whose `image check` must not call them missing
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,10 @@ class Checked:
 def missing_tools(stages: tuple[str, ...] = tuple(STAGE_TOOLS)) -> list[tuple[str, str]]:
     """(tool, Debian package) for every program or file a stage needs and this host lacks."""
     missing: dict[str, str] = {}
+    search = os.pathsep.join([os.environ.get("PATH", os.defpath), *SBIN])
     for stage in stages:
         for tool, package in STAGE_TOOLS.get(stage, ()):
-            if shutil.which(tool) is None:
+            if shutil.which(tool, path=search) is None:
                 missing.setdefault(tool, package)
         for path, package in STAGE_FILES.get(stage, ()):
             if not path.is_file():
