@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.core import runs
+from builder.core import proc, runs
 from builder.core.runs import Run
 from builder.fabric import iscsi, session
 from builder.fabric.validate import load
@@ -43,10 +43,17 @@ def test_target_serves_both_portals_from_its_namespace(no_leaks):
     assert not any(p.exists() for p in iscsi.control_paths(port))
 
 
-def _tgtds() -> set[str]:
-    """Live tgtd pids (a killed one may linger as a zombie under a pid 1 that does not reap)."""
-    ps = subprocess.run(["ps", "-eo", "pid=,stat=,comm="], capture_output=True, text=True).stdout.splitlines()
-    return {pid for pid, stat, comm in map(str.split, ps) if comm == "tgtd" and not stat.startswith("Z")}
+def _tgtds() -> set[int]:
+    """Live tgtd pids (a killed one may linger as a zombie under a pid 1 that does not reap). Read
+    from /proc/PID/comm, one name a file: split `ps` output misreads a name with spaces."""
+    pids = set()
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and (d / "comm").read_text().rstrip("\n") == "tgtd":
+                pids.add(int(d.name))
+        except OSError:  # gone meanwhile
+            continue
+    return {pid for pid in pids if proc.alive(pid, None)}
 
 
 def test_two_targets_side_by_side(no_leaks):
