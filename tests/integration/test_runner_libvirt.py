@@ -2,7 +2,6 @@
 idempotence and destroy with a blank disk. Booting a real image and working on it over SSH is
 in test_runner_over_ssh.py."""
 
-import os
 import subprocess
 
 import pytest
@@ -11,7 +10,7 @@ from builder.core.runs import Run
 from builder.runner import domain
 from tests.integration.runner_fixtures import assert_nothing_left, conn, make_spec, place  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+pytestmark = pytest.mark.root
 
 
 def test_provision_and_destroy_on_real_libvirt(conn, place, tmp_path):

@@ -6,7 +6,6 @@ When the module is done the VM is destroyed and its domain, volumes, files, netw
 are asserted gone."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.httpfiles import FileServer
 from tests.integration.runner_fixtures import conn, runner_vm  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 FAKE = Path(__file__).resolve().parent.parent / "fakes" / "vboxmanage"
 STATE = "/var/lib/fake-vbox"
