@@ -29,7 +29,7 @@ from .core.errors import BuildFailed
 from .core.results import Suite
 from .core.runs import Run, live_runs
 from .fabric import session
-from .image import boottest, debcache, disk, export, packer, rootfs
+from .image import boottest, debcache, disk, export, loopmount, packer, rootfs
 from .image.boot import NicPlan, VmPlan, boot
 from .image.cache import Cache, changes, key, summarise
 from .image.disk import DiskPlan
@@ -47,13 +47,14 @@ PACKAGE = Path(__file__).parent
 # core/proc.py starts packer and every QEMU (spawn), so it shapes every stage that boots one.
 CODE = {
     "rootfs": ("image/rootfs.py", "image/archive.py", "image/debcache.py", "templates/image/customize.sh.j2"),
-    "disk": ("image/disk.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
+    "disk": ("image/disk.py", "image/loopmount.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
     "provision": ("image/packer.py", "core/proc.py", "templates/image/packer.pkr.hcl.j2"),
     "boot": ("image/boot.py", "image/boottest.py", "guest.py", "core/proc.py"),
     "fabric": ("image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py", "templates/fabric/*"),
     "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py",
             "templates/fabric/*"),
-    "box": ("vagrant/layer.py", "image/export.py", "templates/vagrant/layer.sh.j2", "templates/image/cleanup.sh.j2"),
+    "box": ("vagrant/layer.py", "image/export.py", "image/loopmount.py", "templates/vagrant/layer.sh.j2",
+            "templates/image/cleanup.sh.j2"),
     "export": ("image/export.py", "image/ovf.py", "templates/ovf/*", "vagrant/box.py", "templates/vagrant/*"),
 }
 METHODS = {"rootfs": ("rootfs",), "disk": ("disk", "_install_boot"), "provision": ("provision",),
@@ -235,22 +236,13 @@ class Build:
         return self._stage(st, produce)
 
     def _install_boot(self, plan: DiskPlan, raw: Path, pubkey: str) -> None:
-        mnt = self.run.dir / "mnt"
-        mnt.mkdir(exist_ok=True)
-        loop_dev = proc.output(disk.losetup_argv(plan, raw)).strip()
-        loop = self.run.record("loop", device=loop_dev)
-        mount = self.run.record("mount", path=str(mnt))
-        proc.run(["mount", loop_dev, str(mnt)])
-        try:
+        with loopmount.mounted(self.run, raw, disk.OFFSET, plan.fs_bytes, self.run.dir / "mnt") as mnt:
             for rel, (content, mode) in disk.files(plan, pubkey).items():
                 p = mnt / rel
                 p.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if rel.startswith("root/") else 0o755)
                 p.write_text(content)
                 p.chmod(mode)
             proc.run(["extlinux", "--install", str(mnt / "boot/extlinux")])
-        finally:
-            self.run.release(mount)
-            self.run.release(loop)
 
     def provision(self) -> Path:
         s = self.spec

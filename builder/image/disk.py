@@ -69,10 +69,6 @@ def mkfs_argv(p: DiskPlan, raw: Path, rootfs: Path) -> list[str]:
     ]
 
 
-def losetup_argv(p: DiskPlan, raw: Path) -> list[str]:
-    return ["losetup", "--find", "--show", "-o", str(OFFSET), "--sizelimit", str(p.fs_bytes), str(raw)]
-
-
 def files(p: DiskPlan, authorized_key: str) -> dict[str, tuple[str, int]]:
     """Files written into the mounted root: path -> (content, mode)."""
     return {

@@ -25,7 +25,7 @@ from ..core import proc
 from ..core.digests import sha256_file
 from ..core.errors import BuildFailed, UserError
 from ..core.runs import Run
-from ..image import export
+from ..image import export, loopmount
 from ..templates import render
 
 USER = "vagrant"
@@ -95,31 +95,18 @@ def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, *, key_f
     key = read_public_key(insecure_key_path(key_file))
     dest_qcow2 = Path(dest_qcow2)
     raw = dest_qcow2.with_name(f".{dest_qcow2.name}.{run.id}.raw")
-    mnt = run.dir / "box-root"
     rec = run.record("path", path=str(raw))  # a killed run leaves no raw copy behind
     try:
         on_line("raw copy of the provisioned disk")
         proc.run(raw_argv(provisioned_qcow2, raw), run_ctx=run)
         offset, size = root_partition(json.loads(proc.output(["sfdisk", "--json", str(raw)])))
-        loop_dev = proc.output(["losetup", "--find", "--show", "-o", str(offset), "--sizelimit", str(size),
-                                str(raw)]).strip()
-        loop = run.record("loop", device=loop_dev)
-        mnt.mkdir(exist_ok=True)
-        mounts = [run.record("mount", path=str(mnt))]
-        try:
-            proc.run(["mount", loop_dev, str(mnt)])
-            mounts.append(run.record("mount", path=str(mnt / "dev")))
-            proc.run(["mount", "--bind", "/dev", str(mnt / "dev")])
+        with loopmount.mounted(run, raw, offset, size, run.dir / "box-root", bind_dev=True) as mnt:
             for what, script, stdin in (("box layer", layer_script(), key.encode() + b"\n"),
                                         ("cleanup", cleanup_script(), None)):
                 on_line(f"running the {what} script in the image (chroot)")
                 res = proc.run([*chroot_argv(mnt), script], stdin_data=stdin, check=False, timeout=300)
                 if res.returncode != 0:
                     raise BuildFailed(f"{what} script failed (exit {res.returncode}):\n{res.output[-1500:]}")
-        finally:
-            for m in reversed(mounts):
-                run.release(m)
-            run.release(loop)
         on_line("flattening into a compressed qcow2")
         proc.run(export.qcow2_argv(raw, dest_qcow2), run_ctx=run)
     finally:

@@ -7,7 +7,7 @@ import pytest
 
 from builder.core.errors import UserError
 from builder.guest import ExecResult
-from builder.image import boottest, disk, packer, rootfs
+from builder.image import boottest, disk, loopmount, packer, rootfs
 from builder.image.boot import NicPlan, VmPlan, qemu_argv
 from builder.spec import load_image
 from tests.goldens import assert_golden
@@ -37,7 +37,7 @@ def test_disk_plan_files(tmp_path):
     assert files["root/.ssh/authorized_keys"][1] == 0o600
     assert_golden("image/disk.argv.json", json.dumps(
         {"sfdisk": disk.sfdisk_script(), "mkfs": disk.mkfs_argv(p, Path("/c/disk.raw"), Path("/c/root")),
-         "losetup": disk.losetup_argv(p, Path("/c/disk.raw"))}, indent=1) + "\n")
+         "losetup": loopmount.losetup_argv(Path("/c/disk.raw"), disk.OFFSET, p.fs_bytes)}, indent=1) + "\n")
 
 
 def test_disk_smaller_than_rootfs_is_bad_input():
