@@ -31,7 +31,9 @@ STAGE_TOOLS: dict[str, tuple[tuple[str, str], ...]] = {
     "boot": (("qemu-system-x86_64", "qemu-system-x86"),),
     "fabric": (("ip", "iproute2"), ("ping", "iputils-ping"), ("tgtd", "tgt"), ("tgtadm", "tgt"),
                ("radvd", "radvd"), ("sysctl", "procps")),
-    "box": (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils")),
+    # offline since the box layer stopped booting: a raw copy, a loop mount and a chroot
+    "box": (("qemu-img", "qemu-utils"), ("sfdisk", "fdisk"), ("losetup", "mount"), ("mount", "mount"),
+            ("umount", "mount"), ("chroot", "coreutils")),
     "export": (("qemu-img", "qemu-utils"),),
 }
 STAGE_FILES: dict[str, tuple[tuple[Path, str], ...]] = {"disk": ((disk.MBR_BIN, "syslinux-common"),)}
