@@ -10,6 +10,7 @@ import pytest
 
 from builder.core import proc
 from builder.core.runs import Run, live_runs, reap
+from tests.fakes.dying_builder import builder_that_dies
 
 
 def _sleeper() -> subprocess.Popen:
@@ -35,28 +36,11 @@ def test_names_fit_ifnamsiz(tmp_path):
         run.name("toolongsuffix")
 
 
-def _builder_that_dies(root, body: str) -> list[str]:
-    """What a child Python printed (split) that started a Run under `root` as `r`, ran `body`
-    and died without its teardown (os._exit), as a SIGKILLed builder does."""
-    code = f"""
-import os, sys
-sys.path.insert(0, {os.getcwd()!r})
-from pathlib import Path
-from subprocess import DEVNULL
-from builder.core import proc
-from builder.core.runs import Run
-r = Run(root=Path({str(root)!r})).start()
-{body}
-os._exit(0)
-"""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-
-
 def test_reap_undoes_dead_runs_and_spares_live_ones(tmp_path):
     root = tmp_path / "runs"
     victim = tmp_path / "victim"
     # A run owned by a process that dies without teardown (as after SIGKILL).
-    (dead_id,) = _builder_that_dies(root, f"""
+    (dead_id,) = builder_that_dies(root, f"""
 r.record('path', path={str(victim)!r})
 open({str(victim)!r}, 'w').write('x')
 print(r.id, flush=True)
@@ -110,7 +94,7 @@ def test_spawn_journals_the_process_before_it_exists(tmp_path):
 def test_reaper_kills_a_process_whose_pid_was_never_journalled(tmp_path):
     """The builder dies between journalling a process and writing its pid: the tag finds it."""
     root = tmp_path / "runs"
-    (dead_id,) = _builder_that_dies(root, """
+    (dead_id,) = builder_that_dies(root, """
 print(r.id, flush=True)
 r.amend = lambda rec, **fields: os._exit(0)  # killed right after the child started
 proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
@@ -125,7 +109,7 @@ proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
 
 def test_amended_record_supersedes_its_first_line(tmp_path):
     root = tmp_path / "runs"
-    dead_id, pid = _builder_that_dies(root, """
+    dead_id, pid = builder_that_dies(root, """
 p, rec = proc.spawn(r, ["sleep", "300"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
 print(r.id, p.pid, flush=True)
 """)

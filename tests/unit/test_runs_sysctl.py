@@ -4,11 +4,8 @@ reaper after a SIGKILL, puts back the value from before the first."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from builder.core.runs import Run, hold_sysctl
+from tests.fakes.dying_builder import builder_that_dies
 
 KEY = "net.core.netdev_max_backlog"
 
@@ -49,18 +46,12 @@ def test_a_smaller_need_still_holds_the_value(tmp_path):
 def test_the_reaper_lets_go_for_a_killed_run(tmp_path):
     proc_sys, value = _proc_sys(tmp_path)
     root = tmp_path / "runs"
-    code = f"""
-import os, sys
-sys.path.insert(0, {os.getcwd()!r})
-from pathlib import Path
-from builder.core.runs import Run, hold_sysctl
-r = Run(root=Path({str(root)!r})).start()
-hold_sysctl(r, {KEY!r}, 4024, proc_sys=Path({str(proc_sys)!r}))
-os._exit(0)
-"""
     live = Run(root=root).start()
     hold_sysctl(live, KEY, 3024, proc_sys=proc_sys)
-    subprocess.run([sys.executable, "-c", code], check=True)
+    builder_that_dies(root, f"""
+from builder.core.runs import hold_sysctl
+hold_sysctl(r, {KEY!r}, 4024, proc_sys=Path({str(proc_sys)!r}))
+""")
     assert value.read_text() == "4024"
     with Run(root=root):  # starting a run reaps the dead one: the live one still holds
         assert value.read_text() == "4024"
