@@ -314,20 +314,23 @@ def _sweep_named_leftovers(dead: set[str]) -> None:
             _quiet(["ip", "link", "del", link["ifname"]])
 
 
+def _owned_by_a_live_process(d: Path) -> bool:
+    """Whether the run directory `d` names, in owner.json, a process that still runs (a run
+    directory appears with its owner file written: one without, or unreadable, names none)."""
+    try:
+        o = json.loads((d / "owner.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return alive(o["pid"], o.get("start"))
+
+
 def reap(root: Path = RUN_ROOT) -> list[str]:
     """Undo the journals of dead runs; return their ids. Live runs are left alone."""
     if not root.is_dir():
         return []
     dead = []
     for d in sorted(root.iterdir()):
-        if d.name.startswith("."):
-            continue
-        owner = d / "owner.json"
-        try:
-            o = json.loads(owner.read_text())
-        except (OSError, ValueError):
-            o = None
-        if o and alive(o["pid"], o.get("start")):
+        if d.name.startswith(".") or _owned_by_a_live_process(d):
             continue
         journal = d / "journal.jsonl"
         if journal.exists():
@@ -340,14 +343,4 @@ def reap(root: Path = RUN_ROOT) -> list[str]:
 
 
 def live_runs(root: Path = RUN_ROOT) -> list[str]:
-    if not root.is_dir():
-        return []
-    out = []
-    for d in root.iterdir():
-        try:
-            o = json.loads((d / "owner.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if alive(o["pid"], o.get("start")):
-            out.append(d.name)
-    return out
+    return [d.name for d in root.iterdir() if _owned_by_a_live_process(d)] if root.is_dir() else []
