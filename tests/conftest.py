@@ -34,7 +34,10 @@ def host_snapshot() -> dict[str, set[str]]:
     return {
         "netns": {ns["name"] for ns in netns},
         "links": {link["ifname"] for link in links},
-        "processes": {p.strip() for p in ps if p.split()[1][0] != "Z" and any(t in p for t in TOOLS)},
+        # by pid and command line: the state column (R, S, l...) of a running QEMU changes between
+        # two snapshots, and made a process that ran all along look new
+        "processes": {f"{pid} {args}" for pid, stat, args in (p.split(None, 2) for p in ps)
+                      if stat[0] != "Z" and any(t in args for t in TOOLS)},
         "runs": {p.name for p in root.iterdir()} if root.is_dir() else set(),
         "mounts": {line.split()[1] for line in mounts.splitlines() if "/run/builder" in line},
         "loops": set(subprocess.run(["losetup", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
