@@ -62,13 +62,18 @@ def test(name: str, version: str | None, nodes: int | None, seed: int | None, ju
     fsid = uuid.uuid4()
     cluster.prepare(spec, topo, vm_node, nodes, fsid)  # bad input exits 2 before any build
     rep = Reporter(quiet=opts["quiet"])
+
+    def progress(line: str) -> None:  # every case, not rate-limited like Reporter.update
+        if not opts["quiet"]:
+            err.print(f"  {line}", markup=False, soft_wrap=True)
+
     with Run() as run:
         build = Build(spec, run, options_from(opts), rep, archive=checked.archive)
         disk = build.image().paths["provision"] / "image.qcow2"
         with rep.stage("lab-cluster", f"{name}: the lab on {nodes or 'lab.yaml cluster.nodes'} VMs"):
             res = cluster.run_cluster_suite(spec, topo, disk, run, vm_node=vm_node, nodes=nodes,
                                             accel=build.out.accelerator, ready_timeout=spec.boot_test.timeout,
-                                            seed=seed, fsid=fsid, progress=rep.update)  # fmt: skip
+                                            seed=seed, fsid=fsid, progress=progress)  # fmt: skip
         result = {**res.as_json(), "image": str(disk), "provenance": provenance(run, build.out.accelerator)}
     xml = to_junit({f"{spec.name}.lab-cluster": res.suite.cases}, name=spec.name)
     if junit:
