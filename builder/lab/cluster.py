@@ -35,6 +35,7 @@ from . import topology as labtopo
 
 BUNDLE = "/root/lab-cluster.tar"  # where 15-share.sh leaves it and 16-join.sh reads it
 MAX_BUNDLE = 1 << 20
+SETUP_TIMEOUT = 300  # three TCG guests on two busy cores: a minute is not always enough
 
 
 @dataclass
@@ -135,7 +136,9 @@ def run_cluster_suite(spec: ImageSpec, topo: Topology, disk: Path, run: Run, *, 
 
         def ready(k: int) -> str:
             waited = vms[k].agent.wait_ready(ready_timeout, alive=vms[k].alive)
-            return f"guest agent answered after {waited:.0f} s"
+            # the agent starts early in the boot: let the boot finish before the setup contends with it
+            _, state, _ = ex[k](["systemctl", "is-system-running", "--wait"], ready_timeout)
+            return f"guest agent answered after {waited:.0f} s; boot finished: {state.strip()}"
 
         def step(k: int, name: str, script: str) -> Callable[[], str]:
             def fn() -> str:
@@ -173,7 +176,8 @@ def run_cluster_suite(spec: ImageSpec, topo: Topology, disk: Path, run: Run, *, 
 
 
 def _configure(topo: Topology, node: str, execute: Executor) -> str:
-    res: CaseResult = vmnode.configure(topo, labtopo.without_lab_address(topo.node(node)), execute)
+    res: CaseResult = vmnode.configure(topo, labtopo.without_lab_address(topo.node(node)), execute,
+                                       timeout=SETUP_TIMEOUT)
     if not res.passed:
         raise CheckFailed(res.evidence)
     return res.evidence
