@@ -78,9 +78,11 @@ def cluster_topology(topo: Topology, vm_node: str, names: tuple[str, ...]) -> To
         anyip_probes=topo.fabric.anyip_probes,
     )
     try:
-        return resolve(fabric, topo.source)
+        derived = resolve(fabric, topo.source)
     except UserError as e:
         raise _fail(topo, f"the {len(names)}-node lab network is invalid: {e}") from None
+    # not the file's fabric: `builder fabric test FILE` must not take a live lab for the file's
+    return dataclasses.replace(derived, source=None)
 
 
 def without_lab_address(node: ResolvedNode) -> ResolvedNode:
