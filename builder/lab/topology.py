@@ -64,8 +64,8 @@ def cluster_topology(topo: Topology, vm_node: str, names: tuple[str, ...]) -> To
                                   ipv6=lk.ipv6.ip + k if lk.ipv6 else None))  # fmt: skip
         return Node(name=name, kind="vm", interfaces=tuple(itfs))
 
-    others = [
-        n.model_copy(update={"interfaces": tuple(i for i in n.interfaces if i.attach in keep)})
+    others = [  # the overlay's router, without its AnyIP prefixes (not the lab's)
+        n.model_copy(update={"interfaces": tuple(i for i in n.interfaces if i.attach in keep), "anyip": ()})
         for n in topo.fabric.nodes
         if n.name != vm_node and any(i.attach == overlay.name for i in n.interfaces)
     ]
@@ -86,9 +86,12 @@ def cluster_topology(topo: Topology, vm_node: str, names: tuple[str, ...]) -> To
 
 
 def without_lab_address(node: ResolvedNode) -> ResolvedNode:
-    """The node as the fabric configures it: its overlay IPv6 address left to the lab's first step."""
-    return dataclasses.replace(node, links=tuple(
-        dataclasses.replace(lk, ipv6=None) if lk.is_overlay else lk for lk in node.links))
+    """The node as the fabric configures it: its overlay IPv6 address left to the lab's first step,
+    and so no IPv6 route via the overlay (its gateway is not on-link before that address)."""
+    overlays = {lk.device for lk in node.links if lk.is_overlay}
+    return dataclasses.replace(
+        node, links=tuple(dataclasses.replace(lk, ipv6=None) if lk.is_overlay else lk for lk in node.links),
+        routes=tuple(r for r in node.routes if not (r.dev in overlays and r.prefix.version == 6)))
 
 
 def vm_nodes(topo: Topology) -> tuple[str, ...]:

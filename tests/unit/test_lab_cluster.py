@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from builder.errors import UserError
 from builder.fabric import validate as fabric_validate
+from builder.fabric import vmnode
 from builder.fabric.model import Interface
 from builder.lab import cluster
 from builder.lab import plan as labplan
@@ -48,6 +49,11 @@ def test_the_fabric_leaves_the_lab_address_to_the_lab():
     node = labtopo.without_lab_address(topo.node(NAMES[1]))
     assert node.link("vxlan1000").ipv6 is None and str(node.link("vxlan1000").ipv4) == "10.0.0.12/23"
     assert node.link("vlan300") == topo.node(NAMES[1]).link("vlan300")
+    script = vmnode.script(topo, node)
+    assert "2a00:f10:114:1000::102" not in script and "route add" not in script
+    # the single-node lab on the file's fabric too: no route via the router before 00-node.sh
+    single = labtopo.without_lab_address(fabric().node("image"))
+    assert single.routes == () and "2a00:f10:114:1000::101" not in vmnode.script(fabric(), single)
 
 
 def test_three_node_steps_golden_in_order_and_valid_shell():
