@@ -4,6 +4,8 @@ values that would reach a script or the host validated before anything boots."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import subprocess
 import uuid
@@ -150,3 +152,25 @@ def test_quorum_reads_names_and_survives_garbage():
     assert cluster.quorum(lambda argv, t: (0, '{"quorum_names": ["b", "a"]}', "")) == ["a", "b"]
     assert cluster.quorum(lambda argv, t: (0, "not json", "")) == []
     assert cluster.quorum(lambda argv, t: (1, "", "timed out")) == []
+
+
+def test_the_bundle_travels_through_the_guest_agents_byte_for_byte():
+    from types import SimpleNamespace
+
+    from builder.guest import ExecResult
+
+    bundle = bytes(range(256)) * 8  # binary: a tar is not text
+    got = {}
+
+    def first_exec(argv, timeout=60, input=None):
+        assert argv == ["base64", "-w0", cluster.BUNDLE]
+        return ExecResult(0, base64.b64encode(bundle).decode(), "")
+
+    def other_exec(argv, timeout=60, input=None):
+        got["argv"], got["data"] = argv, input
+        return ExecResult(0, "", "")
+
+    first, other = (SimpleNamespace(agent=SimpleNamespace(exec=f)) for f in (first_exec, other_exec))
+    evidence = cluster.receive_bundle(first, other)
+    assert got["data"] == bundle and "umask 077" in got["argv"][-1]
+    assert hashlib.sha256(bundle).hexdigest() in evidence
