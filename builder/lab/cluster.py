@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import BuildFailed, UserError
 from ..fabric import session, vmnode
 from ..fabric.checks import CheckFailed, Executor
 from ..fabric.validate import Topology
@@ -76,7 +76,10 @@ def wait_quorum(execute: Executor, want: list[str], of: int, timeout: float) -> 
 def memory_of(vm: Vm, execute: Executor) -> dict[str, int]:
     """The guest's own view (`free -m`) and QEMU's peak RSS (VmHWM) so far, in MiB."""
     out: dict[str, int] = {}
-    rc, text, _ = execute(["free", "-m"], 30)
+    try:
+        rc, text, _ = execute(["free", "-m"], 30)
+    except BuildFailed:  # a guest that no longer answers has no view; QEMU's figure still counts
+        rc, text = 1, ""
     mem = next((line.split() for line in text.splitlines() if line.startswith("Mem:")), None)
     if rc == 0 and mem and len(mem) >= 3:
         out["guest_total_mib"], out["guest_used_mib"] = int(mem[1]), int(mem[2])
