@@ -19,6 +19,7 @@ from .core.errors import BuildFailed, UserError
     epilog="""\b
 Examples:
   builder vm ceph-training                 build, test, export and publish locally
+  builder lab test ceph-training           the image's lab as a 3-node Ceph cluster (slow)
   builder image list                       images this checkout can build
   builder doctor --json                    what this host can do (KVM usable? tools?)
   builder ova inspect exported.ova --json  read any OVF/OVA
@@ -38,9 +39,9 @@ def app(ctx: click.Context, chdir: Path | None) -> None:
 
 
 def _register() -> None:
-    from .commands import doctor, fabric, image, ova, pipeline, publish, runner, schedule, vm
+    from .commands import doctor, fabric, image, lab, ova, pipeline, publish, runner, schedule, vm
 
-    for mod in (vm, image, fabric, ova, runner, publish, pipeline, schedule, doctor):
+    for mod in (vm, image, lab, fabric, ova, runner, publish, pipeline, schedule, doctor):
         for cmd in mod.COMMANDS:
             app.add_command(cmd)
 

@@ -101,16 +101,18 @@ def run_image_suite(topo: Topology, vm_exec: checks.Executor, vm_node: str | Non
 
 def boot_vm_node(stack: contextlib.ExitStack, topo: Topology, vm_node: str, taps: list[str], disk: Path, run: Run, *,
                  accel: str = "tcg", cpus: int = 2, memory_mib: int = 1024, ready_timeout: float = 300,
-                 data_disk_mib: tuple[int, ...] = ()):  # fmt: skip
+                 data_disk_mib: tuple[int, ...] = (), suffix: str = "vm", wait: bool = True):  # fmt: skip
     """Boot `disk` (snapshot, so it stays untouched) as the fabric's `vm_node` on `taps`, NICs
-    with the node's MACs, plus empty data disks; ready once its guest agent answers. The VM
-    lives as long as `stack`."""
+    with the node's MACs, plus empty data disks; ready once its guest agent answers (unless not
+    `wait`: several VMs boot at once, the caller waits). The VM lives as long as `stack`; its
+    host objects are named `run.name(suffix)`."""
     macs = [lk.hw_id for lk in topo.node(vm_node).links if not lk.is_overlay]
     nics = tuple(vmboot.NicPlan(tap=t, mac=m) for t, m in zip(taps, macs, strict=True))
-    plan = vmboot.VmPlan(name=run.name("vm"), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
+    plan = vmboot.VmPlan(name=run.name(suffix), disk=disk, accel=accel, cpus=cpus, memory_mib=memory_mib,
                          workdir=run.dir / "vm", nics=nics, data_disk_mib=data_disk_mib)
     vm = stack.enter_context(vmboot.boot(run, plan))
-    vm.agent.wait_ready(ready_timeout, alive=vm.alive)
+    if wait:
+        vm.agent.wait_ready(ready_timeout, alive=vm.alive)
     return vm
 
 

@@ -1,16 +1,18 @@
 """The lab suite: the image's course exercise, run and proven in a throw-away copy of the image.
 
 The provisioned image boots (snapshot) as the fabric's VM node with its empty data disks, the
-fabric configures its overlay address, then each reference step of lab/ runs through the guest
-agent, followed by the proofs a trainer would show: HEALTH_OK, a seeded object through RADOS
-and through a krbd-mapped RBD image, and a failure drill (one OSD down -> degraded but the data
-reads back; up again -> HEALTH_OK). Every step is a case with its evidence; the first failure
-stops the rest, since every later step stands on it.
+fabric configures its network but the lab address (the lab's first step sets it, as a trainee
+does), then each reference step of lab/ runs through the guest agent, followed by the proofs a
+trainer would show: HEALTH_OK, a seeded object through RADOS and through a krbd-mapped RBD
+image, and a failure drill (one OSD down -> degraded but the data reads back; up again ->
+HEALTH_OK). Every step is a case with its evidence; the first failure stops the rest, since
+every later step stands on it. builder/lab/cluster.py runs the same on several VMs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import random
@@ -27,6 +29,7 @@ from ..fabric.validate import Topology
 from ..spec import ImageSpec
 from ..templates import render
 from . import plan as labplan
+from . import topology as labtopo
 
 OBJECT_BYTES = 16 << 20
 RBD_MIB = 256
@@ -87,7 +90,7 @@ def is_degraded(h: dict) -> bool:
     return h.get("status") == "HEALTH_WARN" and "PG_DEGRADED" in h.get("checks", {})
 
 
-def _run(execute: Executor, name: str, script: str, timeout: float) -> str:
+def run_script(execute: Executor, name: str, script: str, timeout: float) -> str:
     rc, out, err = execute(["/bin/sh", "-c", script], timeout)
     evidence = f"$ {name}\nexit {rc}\n{(out + err)[-3000:]}"
     if rc != 0:
@@ -99,38 +102,22 @@ def _digests(evidence: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in evidence.splitlines() if line.startswith(("written ", "read ")))
 
 
-def lab_cases(execute: Executor, steps: dict[str, str], seed: int,
-              progress: Callable[[str], None] = lambda _: None) -> list[CaseResult]:  # fmt: skip
-    """Run the reference steps and the proofs in order; stop at the first failure."""
-    scripts = check_scripts(seed)
+def digest_check(execute: Executor, seed: int, name: str, keys: tuple[str, ...]) -> Callable[[], str]:
+    """A case: run check script `name` and compare the digests it prints (`keys`) with the seed's."""
     want = seeded_digest(seed)
 
-    def digest_matches(name: str, keys: tuple[str, ...]) -> Callable[[], str]:
-        def fn() -> str:
-            ev = _run(execute, name, scripts[name], 600)
-            got = _digests(ev)
-            if any(got.get(k) != want for k in keys):
-                raise CheckFailed(f"sha256 differs from the seeded object's {want}\n{ev}")
-            return f"seeded object sha256 {want}\n{ev}"
-        return fn
+    def fn() -> str:
+        ev = run_script(execute, name, check_scripts(seed)[name], 600)
+        got = _digests(ev)
+        if any(got.get(k) != want for k in keys):
+            raise CheckFailed(f"sha256 differs from the seeded object's {want}\n{ev}")
+        return f"seeded object sha256 {want}\n{ev}"
+    return fn
 
-    def drill_down() -> str:
-        _run(execute, f"systemctl stop ceph-osd@{DRILL_OSD}", f"systemctl stop ceph-osd@{DRILL_OSD}", 300)
-        ev = wait_health(execute, is_degraded, HEALTH_TIMEOUT, f"HEALTH_WARN, PG_DEGRADED (osd.{DRILL_OSD} stopped)")
-        return ev + "\n" + digest_matches("read-back", ("read",))()
 
-    def drill_up() -> str:
-        _run(execute, f"systemctl start ceph-osd@{DRILL_OSD}", f"systemctl start ceph-osd@{DRILL_OSD}", 300)
-        return wait_health(execute, is_ok, HEALTH_TIMEOUT, f"HEALTH_OK (osd.{DRILL_OSD} back)")
-
-    plan: list[tuple[str, Callable[[], str]]] = [
-        *((f"step/{n}", (lambda n=n, s=s: _run(execute, n, s, STEP_TIMEOUT))) for n, s in steps.items()),
-        ("health-ok", lambda: wait_health(execute, is_ok, HEALTH_TIMEOUT, "HEALTH_OK")),
-        ("rados-put-get", digest_matches("rados", ("written", "read"))),
-        ("rbd-krbd-roundtrip", digest_matches("rbd", ("read",))),
-        ("drill/osd-down-degraded-data-reads", drill_down),
-        ("drill/osd-up-health-ok", drill_up),
-    ]
+def run_in_order(plan: list[tuple[str, Callable[[], str]]],
+                 progress: Callable[[str], None] = lambda _: None) -> list[CaseResult]:  # fmt: skip
+    """Run the cases in order; stop at the first failure (every later case stands on it)."""
     cases: list[CaseResult] = []
     for name, fn in plan:
         progress(name)
@@ -138,6 +125,31 @@ def lab_cases(execute: Executor, steps: dict[str, str], seed: int,
         if not cases[-1].passed:
             break
     return cases
+
+
+def lab_cases(execute: Executor, steps: dict[str, str], seed: int,
+              progress: Callable[[str], None] = lambda _: None) -> list[CaseResult]:  # fmt: skip
+    """Run the reference steps and the proofs in order; stop at the first failure."""
+    digest_matches = functools.partial(digest_check, execute, seed)
+
+    def drill_down() -> str:
+        run_script(execute, f"systemctl stop ceph-osd@{DRILL_OSD}", f"systemctl stop ceph-osd@{DRILL_OSD}", 300)
+        ev = wait_health(execute, is_degraded, HEALTH_TIMEOUT, f"HEALTH_WARN, PG_DEGRADED (osd.{DRILL_OSD} stopped)")
+        return ev + "\n" + digest_matches("read-back", ("read",))()
+
+    def drill_up() -> str:
+        run_script(execute, f"systemctl start ceph-osd@{DRILL_OSD}", f"systemctl start ceph-osd@{DRILL_OSD}", 300)
+        return wait_health(execute, is_ok, HEALTH_TIMEOUT, f"HEALTH_OK (osd.{DRILL_OSD} back)")
+
+    plan: list[tuple[str, Callable[[], str]]] = [
+        *((f"step/{n}", (lambda n=n, s=s: run_script(execute, n, s, STEP_TIMEOUT))) for n, s in steps.items()),
+        ("health-ok", lambda: wait_health(execute, is_ok, HEALTH_TIMEOUT, "HEALTH_OK")),
+        ("rados-put-get", digest_matches("rados", ("written", "read"))),
+        ("rbd-krbd-roundtrip", digest_matches("rbd", ("read",))),
+        ("drill/osd-down-degraded-data-reads", drill_down),
+        ("drill/osd-up-health-ok", drill_up),
+    ]
+    return run_in_order(plan, progress)
 
 
 def run_lab_suite(spec: ImageSpec, topo: Topology, disk: Path, run: Run, *, vm_node: str, accel: str = "tcg",
@@ -162,7 +174,7 @@ def run_lab_suite(spec: ImageSpec, topo: Topology, disk: Path, run: Run, *, vm_n
             r = vm.agent.exec(argv, timeout=timeout)
             return r.rc, r.stdout, r.stderr
 
-        cases = [vmnode.configure(topo, topo.node(vm_node), execute)]
+        cases = [vmnode.configure(topo, labtopo.without_lab_address(topo.node(vm_node)), execute)]
         if cases[0].passed:
             cases += lab_cases(execute, steps, seed, progress)
         vm.poweroff()

@@ -46,7 +46,7 @@ def test_ceph_conf_golden_ipv6_only():
 
 def test_steps_golden_and_valid_shell():
     steps = labplan.render_steps(labplan.load_lab(SPEC), one_node())
-    assert list(steps) == ["10-config.sh", "20-mon.sh", "30-mgr.sh", "40-osds.sh"]
+    assert list(steps) == ["00-node.sh", "10-config.sh", "20-mon.sh", "30-mgr.sh", "40-osds.sh"]
     for name, text in steps.items():
         assert_golden(f"lab/ceph-training.{name}", text)
         r = subprocess.run(["sh", "-n"], input=text, text=True, capture_output=True)
@@ -62,9 +62,11 @@ def test_steps_golden_and_valid_shell():
     {"fsid": "not-a-uuid"},
     {"osd_memory_target_mib": 512},
     {"public_network": "2001:db8::/64; rm -rf /"},
+    {"device": "eth0; reboot"},
 ])
 def test_plan_rejects_values_that_would_reach_a_script(bad):
     good = {"fsid": str(FSID), "public_network": "2001:db8::/64", "node": {"name": "n1", "address": "2001:db8::1"},
+            "device": "vxlan1000",
             "mons": [{"name": "n1", "address": "2001:db8::1"}], "osd_count": 3, "osd_memory_target_mib": 896,
             "heartbeat_grace": 60}
     with pytest.raises(ValidationError):
@@ -109,8 +111,9 @@ def test_a_failing_step_stops_the_rest_and_is_named():
         return (1, "", "the monitor does not answer\n") if "ceph-mon --mkfs" in argv[-1] else (0, "", "")
 
     cases = suite.lab_cases(guest, steps, seed=7)
-    assert [(c.name, c.passed) for c in cases] == [("step/10-config.sh", True), ("step/20-mon.sh", False)]
-    assert "the monitor does not answer" in cases[-1].evidence and len(ran) == 2
+    assert [(c.name, c.passed) for c in cases] == [
+        ("step/00-node.sh", True), ("step/10-config.sh", True), ("step/20-mon.sh", False)]
+    assert "the monitor does not answer" in cases[-1].evidence and len(ran) == 3
 
 
 def test_a_wrong_digest_fails_the_round_trip():

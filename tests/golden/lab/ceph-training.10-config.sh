@@ -1,27 +1,12 @@
 #!/bin/sh
-# Bring up your cluster, step 1: configuration, keys and the initial monitor map.
+# Bring up your cluster, step 1 (the first node): configuration, keys and the initial monitor
+# map with every monitor of the cluster. Run 00-node.sh first: it sets the address the mon binds to.
 set -eu
-name=ceph-training
-addr=2a00:f10:114:1000::101
 fsid=5d0e7d0c-2f0a-4c1b-9d4e-0a1b2c3d4e5f
 if [ -e /etc/ceph/ceph.conf ]; then
     echo "/etc/ceph/ceph.conf exists: this node already has a cluster" >&2
     exit 1
 fi
-
-# The mon binds to this address: it must be there and out of duplicate address detection,
-# or ceph-mon starts before it can bind.
-i=0
-until ip -6 -o addr show to "$addr/128" -tentative | grep -q .; do
-    if ip -6 -o addr show to "$addr/128" dadfailed | grep -q .; then
-        echo "$addr: duplicate address detection failed" >&2; exit 1
-    fi
-    i=$((i + 1))
-    if [ "$i" -gt 60 ]; then
-        echo "$addr is not configured (or still tentative) after 60 s" >&2; exit 1
-    fi
-    sleep 1
-done
 
 install -d -m 0755 /etc/ceph
 cat > /etc/ceph/ceph.conf <<'CONF'

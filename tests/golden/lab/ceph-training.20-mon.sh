@@ -11,7 +11,8 @@ systemctl enable ceph.target ceph-mon.target "ceph-mon@$name"
 systemctl start "ceph-mon@$name"
 
 i=0
-until ceph --connect-timeout 10 mon stat; do
+# its admin socket answers without a quorum: with several mons, the others may not run yet
+until ceph daemon "mon.$name" mon_status >/dev/null 2>&1; do
     i=$((i + 1))
     if [ "$i" -gt 30 ]; then
         echo "the monitor does not answer" >&2
