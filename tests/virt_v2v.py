@@ -1,0 +1,53 @@
+"""`virt-v2v -i ova` on a published OVA: how a user moves the appliance to KVM, oVirt or OpenStack.
+
+libguestfs boots its appliance directly (no libvirtd: LIBGUESTFS_BACKEND=direct) under TCG (KVM is
+not usable here: force_tcg), from the host's kernel in /boot (ci/setup.sh installs one). virt-v2v
+runs in its own session through builder's run journal, so a timeout or an interrupted test kills
+the appliance's qemu with it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from builder import proc
+from builder.runs import Run
+
+TIMEOUT = 1200  # ~25 s on an idle host, minutes under TCG on a loaded one
+
+
+@dataclass(frozen=True)
+class Conversion:
+    returncode: int
+    output: str
+    disk: Path  # -o local: NAME-sda beside NAME.xml, NAME being the OVF's VirtualSystem Name
+    xml: Path
+
+
+def convert(ova: Path, out: Path, name: str, timeout: float = TIMEOUT) -> Conversion:
+    (out / "tmp").mkdir(parents=True)
+    # temporary overlays in the test's directory; the supermin appliance in libguestfs's usual
+    # cache, built once per host package set as a user's first run builds it
+    env = {**os.environ, "LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg",
+           "TMPDIR": str(out / "tmp"), "LIBGUESTFS_CACHEDIR": "/var/tmp"}
+    with Run() as run:
+        res = proc.run(["virt-v2v", "-i", "ova", str(ova), "-o", "local", "-os", str(out), "-of", "qcow2"],
+                       run_ctx=run, timeout=timeout, check=False, env=env, what="virt-v2v")
+    return Conversion(res.returncode, res.output, out / f"{name}-sda", out / f"{name}.xml")
+
+
+def assert_converted(c: Conversion, name: str) -> None:
+    """Exit 0, no warning (a missing Name, an unknown bootloader), a qcow2 disk and the libvirt
+    domain XML that boots it."""
+    assert c.returncode == 0, c.output[-3000:]
+    assert "no bootloader detected" not in c.output
+    assert "warning" not in c.output.lower(), c.output[-3000:]
+    assert c.disk.is_file() and c.xml.is_file(), sorted(p.name for p in c.disk.parent.iterdir())
+    assert proc.output(["qemu-img", "info", "--output=json", str(c.disk)]).count('"format": "qcow2"') == 1
+    dom = etree.parse(str(c.xml))
+    assert dom.findtext("name") == name and dom.getroot().get("type") == "kvm"
+    assert dom.find("devices/disk/source").get("file") == str(c.disk)
