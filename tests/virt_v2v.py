@@ -40,12 +40,19 @@ def convert(ova: Path, out: Path, name: str, timeout: float = TIMEOUT) -> Conver
     return Conversion(res.returncode, res.output, out / f"{name}-sda", out / f"{name}.xml")
 
 
+# virt-v2v can set the default kernel only through grubby or Perl Bootloader::Tools, which Debian
+# has neither of: documented in virt-v2v(1), "Debian and Ubuntu", for every GRUB 2 Debian guest.
+# The default kernel stays what update-grub made it.
+KNOWN_WARNINGS = ("virt-v2v: warning: could not determine a way to update the configuration of Grub2",)
+
+
 def assert_converted(c: Conversion, name: str) -> None:
-    """Exit 0, no warning (a missing Name, an unknown bootloader), a qcow2 disk and the libvirt
-    domain XML that boots it."""
+    """Exit 0, no warning but the known one (a missing Name, an unknown bootloader), a qcow2 disk
+    and the libvirt domain XML that boots it."""
     assert c.returncode == 0, c.output[-3000:]
     assert "no bootloader detected" not in c.output
-    assert "warning" not in c.output.lower(), c.output[-3000:]
+    warnings = [line for line in c.output.splitlines() if "warning" in line.lower() and line not in KNOWN_WARNINGS]
+    assert not warnings, c.output[-3000:]
     assert c.disk.is_file() and c.xml.is_file(), sorted(p.name for p in c.disk.parent.iterdir())
     assert proc.output(["qemu-img", "info", "--output=json", str(c.disk)]).count('"format": "qcow2"') == 1
     dom = etree.parse(str(c.xml))
