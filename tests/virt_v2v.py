@@ -17,7 +17,7 @@ from lxml import etree
 from builder import proc
 from builder.runs import Run
 
-TIMEOUT = 1200  # ~25 s on an idle host, minutes under TCG on a loaded one
+TIMEOUT = 3600  # the conversion rebuilds the guest's initramfs in the TCG appliance: 20+ min under load
 
 
 @dataclass(frozen=True)
