@@ -25,6 +25,13 @@ class GuestCheck:
     timeout: float = 120
 
 
+GRUB_PROOF = (
+    'disk=$(lsblk -n -d -o PKNAME "$(findmnt -n -o SOURCE /)") && '
+    "grep -q '^BOOT_IMAGE=/boot/vmlinuz-' /proc/cmdline && ! grep -q ' initrd=' /proc/cmdline && "
+    'test -f /boot/grub/grub.cfg && test ! -e /boot/extlinux && '
+    'head -c 440 "/dev/$disk" | grep -aq "GRUB " && echo "grub on /dev/$disk"'
+)
+
 # Checks every image gets, before the image's own.
 BUILTIN = (
     # --wait blocks until boot finished; "running" means no failed units ("degraded" otherwise)
@@ -33,6 +40,9 @@ BUILTIN = (
     GuestCheck("network-up", ("sh", "-c", "ip -j -4 addr show scope global | grep -q '\"local\"' "
                                          "&& ip -4 route show default | grep -q ."), None, 60),
     GuestCheck("root-on-uuid", ("sh", "-c", "grep -o 'root=UUID=[0-9a-f-]*' /proc/cmdline"), r"root=UUID="),
+    # GRUB booted, the only bootloader: its boot.img ("GRUB " in the MBR's code), its BOOT_IMAGE=
+    # on the command line without SYSLINUX's initrd=, grub.cfg present and extlinux's files gone.
+    GuestCheck("booted-by-grub", ("sh", "-c", GRUB_PROOF), r"^grub on /dev/\w+$"),
 )
 
 PACKAGES_ARGV = ("dpkg-query", "-W", "-f", "${Package}\t${Version}\n")

@@ -69,13 +69,12 @@ def render_template(
 
 
 def render_scripts(spec: ImageSpec) -> dict[str, str]:
-    """The image's provisioning templates, then builder's cleanup: file name -> script text."""
-    out = {}
-    for i, rel in enumerate(spec.provision):
-        name = f"{i:02d}-{Path(rel).name.removesuffix('.j2')}"
-        out[name] = render(rel, spec.dir, spec=spec)
-    out[f"{len(out):02d}-builder-cleanup.sh"] = render("image/cleanup.sh.j2", spec=spec)
-    return out
+    """builder's bootloader step (GRUB), the image's provisioning templates, then builder's
+    cleanup: file name -> script text, numbered in the order packer runs them."""
+    scripts = [("builder-grub.sh", render("image/grub.sh.j2", spec=spec))]
+    scripts += [(Path(rel).name.removesuffix(".j2"), render(rel, spec.dir, spec=spec)) for rel in spec.provision]
+    scripts.append(("builder-cleanup.sh", render("image/cleanup.sh.j2", spec=spec)))
+    return {f"{i:02d}-{name}": text for i, (name, text) in enumerate(scripts)}
 
 
 class StreamingPacker(PackerExecutable):

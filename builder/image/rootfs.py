@@ -8,9 +8,11 @@ from ..spec import ImageSpec
 from ..templates import render
 from . import debcache
 
-# What every image needs for the pipeline itself: boot, the test channel (qemu-guest-agent on
-# virtio-serial), packer's SSH, and networkd (minbase has no DHCP client).
-BASE_PACKAGES = ("systemd-sysv", "udev", "linux-image-amd64", "openssh-server", "qemu-guest-agent")
+# What every image needs for the pipeline itself: boot (grub-pc: installed to the disk during
+# provisioning; in mmdebstrap's chroot its postinst finds no core.img and touches no device),
+# the test channel (qemu-guest-agent on virtio-serial), packer's SSH, and networkd (minbase has
+# no DHCP client).
+BASE_PACKAGES = ("systemd-sysv", "udev", "linux-image-amd64", "grub-pc", "openssh-server", "qemu-guest-agent")
 
 
 def packages(spec: ImageSpec) -> list[str]:

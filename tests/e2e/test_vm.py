@@ -72,15 +72,30 @@ def test_ova_is_virtualbox_shaped_and_schema_valid(minimal_release: Path, tmp_pa
 
 
 def test_exported_qcow2_boots_without_kernel(minimal_qcow2: Path, no_leaks):
-    """The published file itself boots through its own MBR + extlinux, as VirtualBox would."""
+    """The published file itself boots through its own MBR + GRUB, as VirtualBox would, and a kernel
+    upgrade inside it (a new vmlinuz + Debian's postinst hook) becomes GRUB's default entry."""
     with Run() as run:
         plan = VmPlan(name=run.name("exp"), disk=minimal_qcow2, accel="tcg", cpus=2, memory_mib=1024,
                       workdir=run.dir / "exp")
         with boot(run, plan) as vm:
             vm.agent.wait_ready(240, alive=vm.alive)
             assert "image minimal 0.1.0" in vm.agent.exec(["cat", "/etc/motd"]).stdout
+            upgrade = vm.agent.exec(["sh", "-c", UPGRADE_KERNEL], timeout=300)
+            assert upgrade.rc == 0, upgrade.output
+            assert "linux /boot/vmlinuz-6.1.0-999-amd64 root=UUID=" in upgrade.stdout
             assert vm.poweroff()
-        assert "SYSLINUX" in plan.console_log.read_text(errors="replace")
+        console = plan.console_log.read_text(errors="replace")
+        assert "GNU GRUB" in console and "SYSLINUX" not in console
+
+
+# What a kernel package's postinst does for GRUB: Debian's update-grub hook (snapshot=on: the
+# published file is not changed); the first `linux` line of grub.cfg is the default entry's.
+UPGRADE_KERNEL = """set -e
+v=$(uname -r); new=6.1.0-999-amd64
+cp /boot/vmlinuz-$v /boot/vmlinuz-$new && cp /boot/initrd.img-$v /boot/initrd.img-$new
+/etc/kernel/postinst.d/zz-update-grub $new /boot/vmlinuz-$new 2>/dev/null
+grep -m1 -o 'linux[[:space:]]*/boot/vmlinuz-[^ ]* root=UUID=' /boot/grub/grub.cfg | tr -s '[:space:]' ' '
+"""
 
 
 def test_unchanged_rebuild_is_current_and_publishes_to_gitlab(

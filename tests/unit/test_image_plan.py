@@ -48,8 +48,10 @@ def test_disk_smaller_than_rootfs_is_bad_input():
 
 def test_packer_template_and_scripts():
     scripts = packer.render_scripts(SPEC)
-    assert list(scripts) == ["00-10-motd.sh", "01-builder-cleanup.sh"]
-    assert "image minimal 0.1.0" in scripts["00-10-motd.sh"]
+    # builder's GRUB step first (the image's scripts then run on the final boot setup), cleanup last
+    assert list(scripts) == ["00-builder-grub.sh", "01-10-motd.sh", "02-builder-cleanup.sh"]
+    assert "image minimal 0.1.0" in scripts["01-10-motd.sh"]
+    assert_golden("image/grub.sh", scripts["00-builder-grub.sh"])
     hcl = packer.render_template(
         SPEC, disk=Path("/c/disk.raw"), output_dir=Path("/c/out"), vm_name="image.qcow2",
         accelerator="tcg", ssh_key=Path("/c/key"), scripts=[Path("/c/s/" + n) for n in scripts],

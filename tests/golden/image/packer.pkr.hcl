@@ -33,6 +33,6 @@ build {
   sources = ["source.qemu.image"]
 
   provisioner "shell" {
-    scripts = ["/c/s/00-10-motd.sh", "/c/s/01-builder-cleanup.sh"]
+    scripts = ["/c/s/00-builder-grub.sh", "/c/s/01-10-motd.sh", "/c/s/02-builder-cleanup.sh"]
   }
 }
