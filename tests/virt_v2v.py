@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from builder import proc
-from builder.runs import Run
+from builder.core import proc
+from builder.core.runs import Run
 
 TIMEOUT = 3600  # the conversion rebuilds the guest's initramfs in the TCG appliance: 20+ min under load
 
