@@ -5,7 +5,7 @@
 # --no-install-recommends matters for vagrant-libvirt: it recommends nfs-kernel-server and
 # libguestfs-tools, which the Vagrant test does not use (no nfsd on this host kernel).
 # virt-v2v (the OVA conversion test) needs no Recommends, but nbdkit and nbdcopy (libnbd-bin), which Debian's package
-# does not declare, writes its output (-o local), and libguestfs boots its appliance from the
+# does not declare, write its output (-o local), and libguestfs boots its appliance from the
 # host's kernel in /boot: a container or CI image without one gets linux-image-amd64.
 set -eu
 cd "$(dirname "$0")/.."
