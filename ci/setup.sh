@@ -4,8 +4,8 @@
 # Idempotent: a machine that already has them only pays for the checks.
 # --no-install-recommends matters for vagrant-libvirt: it recommends nfs-kernel-server and
 # libguestfs-tools, which the Vagrant test does not use (no nfsd on this host kernel).
-# virt-v2v (the OVA conversion test) needs no Recommends, but nbdkit, which Debian's package
-# does not declare, writes its output (-o local), and libguestfs boots its appliance from the
+# virt-v2v (the OVA conversion test) needs no Recommends, but nbdkit and nbdcopy (libnbd-bin), which Debian's package
+# does not declare, write its output (-o local), and libguestfs boots its appliance from the
 # host's kernel in /boot: a container or CI image without one gets linux-image-amd64.
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ PACKAGES="qemu-system-x86 qemu-utils packer mmdebstrap extlinux syslinux-common 
   mount util-linux kmod openssh-client libxml2-utils
   iproute2 iputils-ping radvd tgt open-iscsi multipath-tools procps psmisc
   libvirt-daemon-system dnsmasq-base libvirt-dev pkg-config genisoimage python3-venv python3-dev gcc git
-  graphviz chromium fonts-dejavu-core vagrant vagrant-libvirt sshpass virt-v2v nbdkit"
+  graphviz chromium fonts-dejavu-core vagrant vagrant-libvirt sshpass virt-v2v nbdkit libnbd-bin"
 ls /boot/vmlinuz-* >/dev/null 2>&1 || PACKAGES="$PACKAGES linux-image-amd64"
 
 missing=$(dpkg-query -W -f '${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null | awk '$2!="installed"{print $1}')
