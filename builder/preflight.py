@@ -100,7 +100,8 @@ def rendered(spec: ImageSpec) -> dict[str, str]:
         files[f"fabric/{topo.fabric.name}.{fmt}"] = render(topo, None)
     names = export.file_names(spec)
     files[f"export/{names['ova'].removesuffix('.ova')}.ovf"] = ovf.render_descriptor(
-        export.appliance(spec, spec.disk_mib << 20, names["vmdk"]), 0)
+        export.appliance(spec, spec.disk_mib << 20, names["vmdk"], export.data_vmdks(spec)),
+        [0] * (1 + len(spec.data_disks)))
     return files
 
 

@@ -32,7 +32,7 @@ MIRROR_RE = re.compile(
     r"^(https?://([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?|file://)(/[A-Za-z0-9._~%/+-]*)?\Z")
 MIRROR_HELP = "want a plain http(s):// or file:// URL (letters, digits, . _ ~ % / + - in the path)"
 SIZE_RE = re.compile(r"^(\d+)\s*([MG])i?B?$", re.IGNORECASE)
-# Data disks are created empty (sparse files, OVF disks without a file): bounded so a typo
+# Data disks are created empty (sparse files; empty VMDKs in the OVA): bounded so a typo
 # cannot ask for a petabyte, and few enough for one SATA controller beside the system disk.
 MAX_DATA_DISKS = 8
 DATA_DISK_MIB = (1024, 4096 * 1024)

@@ -77,6 +77,17 @@ def minimal_release(tmp_path_factory, test_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ceph_release(tmp_path_factory, test_cache) -> Path:
+    """`builder vm ceph-training` once per session; stage hits when the end-to-end test built it."""
+    from builder.cli import main
+
+    out = tmp_path_factory.mktemp("artifacts")
+    rc = main(["vm", "ceph-training", "--output", str(out), "--cache-dir", str(test_cache), "--quiet"])
+    assert rc == 0, "builder vm ceph-training failed"
+    return out / "ceph-training" / "1.0.0"
+
+
+@pytest.fixture(scope="session")
 def minimal_qcow2(minimal_release) -> Path:
     """A provisioned, tested minimal image: cloud-init, sshd, qemu-guest-agent, networkd DHCP."""
     return minimal_release / "minimal-0.1.0.qcow2"

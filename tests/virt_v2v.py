@@ -46,9 +46,9 @@ def convert(ova: Path, out: Path, name: str, timeout: float = TIMEOUT) -> Conver
 KNOWN_WARNINGS = ("virt-v2v: warning: could not determine a way to update the configuration of Grub2",)
 
 
-def assert_converted(c: Conversion, name: str) -> None:
+def assert_converted(c: Conversion, name: str, data_disks: int = 0) -> None:
     """Exit 0, no warning but the known one (a missing Name, an unknown bootloader), a qcow2 disk
-    and the libvirt domain XML that boots it."""
+    per OVF disk and the libvirt domain XML that boots the first and attaches the rest."""
     assert c.returncode == 0, c.output[-3000:]
     assert "no bootloader detected" not in c.output
     warnings = [line for line in c.output.splitlines() if "warning" in line.lower() and line not in KNOWN_WARNINGS]
@@ -57,4 +57,5 @@ def assert_converted(c: Conversion, name: str) -> None:
     assert proc.output(["qemu-img", "info", "--output=json", str(c.disk)]).count('"format": "qcow2"') == 1
     dom = etree.parse(str(c.xml))
     assert dom.findtext("name") == name and dom.getroot().get("type") == "kvm"
-    assert dom.find("devices/disk/source").get("file") == str(c.disk)
+    sources = [d.get("file") for d in dom.findall("devices/disk/source")]
+    assert sources == [str(c.disk), *(str(c.disk)[:-1] + chr(ord("b") + i) for i in range(data_disks))], sources

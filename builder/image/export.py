@@ -1,8 +1,10 @@
-"""Stage 5: qcow2 (compressed), VMDK streamOptimized and a VirtualBox-importable OVA."""
+"""The export stage: qcow2 (compressed), VMDK streamOptimized and an OVA that VirtualBox imports and
+virt-v2v converts (the data disks inside it as empty VMDKs)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -11,7 +13,7 @@ from ..core import proc
 from ..core.digests import sha256_file
 from ..core.runs import Run
 from ..spec import ImageSpec
-from .ovf import Appliance, Disk, EmptyDisk, write_ova
+from .ovf import Appliance, Disk, write_ova
 
 
 def file_names(spec: ImageSpec) -> dict[str, str]:
@@ -25,6 +27,15 @@ def qcow2_argv(src: Path, dst: Path) -> list[str]:
 
 def vmdk_argv(src: Path, dst: Path) -> list[str]:
     return ["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", str(src), str(dst)]
+
+
+def empty_vmdk_argv(dst: Path, capacity_bytes: int) -> list[str]:
+    return ["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized", str(dst), str(capacity_bytes)]
+
+
+def data_vmdks(spec: ImageSpec) -> list[tuple[str, int]]:
+    """(member name, MiB) of the OVA's data disks, in SATA port order."""
+    return [(f"{spec.name}-{spec.version}-data{i}.vmdk", mib) for i, mib in enumerate(spec.data_disk_mibs, 1)]
 
 
 def virtual_size(path: Path) -> int:
@@ -45,11 +56,10 @@ class Described(Protocol):
     def cpus(self) -> int: ...
     @property
     def memory_mib(self) -> int: ...
-    @property
-    def data_disk_mibs(self) -> tuple[int, ...]: ...
 
 
-def appliance(spec: Described, capacity: int, vmdk: str) -> Appliance:
+def appliance(spec: Described, capacity: int, vmdk: str, data: Sequence[tuple[str, int]] = ()) -> Appliance:
+    """`data`: (member name, MiB) of each empty data disk, in SATA port order."""
     return Appliance(
         name=spec.name,
         version=spec.version,
@@ -57,7 +67,7 @@ def appliance(spec: Described, capacity: int, vmdk: str) -> Appliance:
         cpus=spec.cpus,
         memory_mib=spec.memory_mib,
         disk=Disk(file=vmdk, capacity_bytes=capacity),
-        data_disks=tuple(EmptyDisk(capacity_bytes=mib << 20) for mib in spec.data_disk_mibs),
+        data_disks=tuple(Disk(file=name, capacity_bytes=mib << 20) for name, mib in data),
     )
 
 
@@ -65,13 +75,19 @@ def export(spec: ImageSpec, provisioned: Path, out: Path, run: Run) -> dict[str,
     """Write the three formats into out/; return {format: {name, size, sha256}}."""
     names = file_names(spec)
     qcow2, vmdk, ova = (out / names[k] for k in ("qcow2", "vmdk", "ova"))
+    data = data_vmdks(spec)
+    data_dir = run.dir / "export-data-disks"  # only inside the OVA: not published on their own
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, mib in data:
+        proc.run(empty_vmdk_argv(data_dir / name, mib << 20), run_ctx=run)
     # Both conversions compress on one core each: run them side by side.
     with ThreadPoolExecutor(2) as pool:
         jobs = [pool.submit(proc.run, qcow2_argv(provisioned, qcow2), run_ctx=run),
                 pool.submit(proc.run, vmdk_argv(provisioned, vmdk), run_ctx=run)]
         for j in jobs:
             j.result()
-    write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name), vmdk)
+    write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name, data), vmdk,
+              [data_dir / name for name, _ in data])
     files = {}
     with ThreadPoolExecutor(2) as pool:
         digests = dict(zip(names, pool.map(sha256_file, (qcow2, vmdk, ova)), strict=True))

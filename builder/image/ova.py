@@ -172,7 +172,7 @@ class _Descriptor:
             raise UserError(str(e), file=self.where, field="Disk/@capacityAllocationUnits") from None
         capacity = self._int(self.attr(disk, "capacity"), "Disk/@capacity")
         return {
-            # no fileRef: an empty disk the importer creates (VirtualBox makes it dynamic)
+            # no fileRef (other exporters): an empty disk the importer creates (VirtualBox makes it dynamic)
             "file": files.get(self.attr(disk, "fileRef")),
             "capacity_bytes": None if capacity is None else self._bytes(capacity, per_unit, "Disk/@capacity"),
             "format": self.attr(disk, "format"),

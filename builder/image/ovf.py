@@ -1,10 +1,11 @@
 """OVF 1.0 descriptor and OVA package for VirtualBox.
 
-Plan: `render_descriptor(app, vmdk_size)` turns a frozen `Appliance` into descriptor text (golden-file
-tested, valid against DMTF's OVF 1.1 schema). Data disks are `Disk`s with a capacity and no
-`ovf:fileRef`: VirtualBox creates them empty (dynamically sized) on import, so they cost nothing
-in the package. Apply: `write_ova(dest, app, vmdk)` packs descriptor,
-disk and manifest into a ustar archive the way VirtualBox does, atomically.
+Plan: `render_descriptor(app, file_sizes)` turns a frozen `Appliance` into descriptor text (golden-file
+tested, valid against DMTF's OVF 1.1 schema). Data disks are empty streamOptimized VMDKs in the
+package (2.6 MB for 20 GiB): VirtualBox would also create a `Disk` without `ovf:fileRef` empty on
+import, but virt-v2v 2.2 refuses such a package ("error parsing disk fileRef"), and an OVA must
+convert with it. Apply: `write_ova(dest, app, vmdk, data_vmdks)` packs descriptor, disks and
+manifest into a ustar archive the way VirtualBox does, atomically.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import hashlib
 import io
 import struct
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import templates
 from ..atomic import atomic_file
@@ -51,12 +53,6 @@ class Disk(StrictModel):
         return v
 
 
-class EmptyDisk(StrictModel):
-    """A data disk the importer creates empty, attached on the SATA controller after the system disk."""
-
-    capacity_bytes: Annotated[int, Field(gt=0)]
-
-
 class Nic(StrictModel):
     network: str = "NAT"
     # E1000 is what VirtualBox writes for its Intel PRO/1000 MT Desktop (82540EM) and maps back to it.
@@ -74,15 +70,28 @@ class Appliance(StrictModel):
     cpus: Annotated[int, Field(ge=1, le=64)] = 2
     memory_mib: Annotated[int, Field(ge=4, le=2097152)] = 1024
     disk: Disk
-    # AHCI has 30 ports; port 0 is the system disk
-    data_disks: Annotated[tuple[EmptyDisk, ...], Field(max_length=29)] = ()
+    # empty data disks on the SATA controller after the system disk; AHCI has 30 ports
+    data_disks: Annotated[tuple[Disk, ...], Field(max_length=29)] = ()
     nic: Nic = Nic()
 
+    @model_validator(mode="after")
+    def _distinct_files(self) -> Appliance:
+        names = [d.file for d in self.disks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two disks in one package share a member name: {names}")
+        return self
 
-def render_descriptor(app: Appliance, vmdk_size_bytes: int) -> str:
-    return templates.render(
-        "ovf/descriptor.ovf.j2", app=app, vmdk_size_bytes=vmdk_size_bytes, disk_format=STREAM_OPTIMIZED
-    )
+    @property
+    def disks(self) -> tuple[Disk, ...]:
+        return (self.disk, *self.data_disks)
+
+
+def render_descriptor(app: Appliance, file_sizes: Sequence[int]) -> str:
+    """`file_sizes`: each disk's VMDK size in bytes, system disk first (References/File/@ovf:size)."""
+    if len(file_sizes) != len(app.disks):
+        raise ValueError(f"{len(app.disks)} disks, {len(file_sizes)} file sizes")
+    return templates.render("ovf/descriptor.ovf.j2", app=app, disks=list(zip(app.disks, file_sizes, strict=True)),
+                            disk_format=STREAM_OPTIMIZED)
 
 
 def manifest_line(name: str, hexdigest: str) -> str:
@@ -126,33 +135,37 @@ def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_ova(dest: Path, app: Appliance, vmdk: Path) -> Path:
-    """Write dest: the .ovf first (OVF spec and VirtualBox read it first), then the disk, then the .mf.
+def write_ova(dest: Path, app: Appliance, vmdk: Path, data_vmdks: Sequence[Path] = ()) -> Path:
+    """Write dest: the .ovf first (OVF spec and VirtualBox read it first), then the disks in the
+    descriptor's order, then the .mf. `data_vmdks` are the data disks' files, one per
+    `app.data_disks`.
 
-    Members carry the disk's mtime, so the same inputs give the same bytes. The archive is built
-    under a hidden name beside dest and renamed into place; on any error it is removed.
+    Members carry the system disk's mtime, so the same inputs give the same bytes. The archive is
+    built under a hidden name beside dest and renamed into place; on any error it is removed.
     """
-    dest, vmdk = Path(dest), Path(vmdk)
-    if not vmdk.is_file():
-        raise UserError("no such file", file=str(vmdk))
-    size = vmdk.stat().st_size
-    if size > USTAR_MAX_SIZE:
-        raise BuildFailed(f"{vmdk}: {size} bytes is beyond the ustar member limit of 8 GiB")
-    check_stream_optimized(vmdk, app.disk.capacity_bytes)
-    descriptor = render_descriptor(app, size).encode()
+    dest, paths = Path(dest), [Path(vmdk), *map(Path, data_vmdks)]
+    if len(paths) != len(app.disks):
+        raise ValueError(f"{len(app.disks)} disks in the appliance, {len(paths)} files")
+    for path, disk in zip(paths, app.disks, strict=True):
+        if not path.is_file():
+            raise UserError("no such file", file=str(path))
+        if path.stat().st_size > USTAR_MAX_SIZE:
+            raise BuildFailed(f"{path}: {path.stat().st_size} bytes is beyond the ustar member limit of 8 GiB")
+        check_stream_optimized(path, disk.capacity_bytes)
+    sizes = [p.stat().st_size for p in paths]
+    descriptor = render_descriptor(app, sizes).encode()
     stem = dest.name.removesuffix(".ova")
     ovf_name, mf_name = f"{stem}.ovf", f"{stem}.mf"
-    mtime = int(vmdk.stat().st_mtime)
+    mtime = int(paths[0].stat().st_mtime)
 
     with atomic_file(dest) as out, tarfile.TarFile(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT,
                                                    copybufsize=CHUNK) as tar:
         tar.addfile(_member(ovf_name, len(descriptor), mtime), io.BytesIO(descriptor))
-        with open(vmdk, "rb") as disk:
-            reader = _HashingReader(disk)
-            tar.addfile(_member(app.disk.file, size, mtime), reader)
-        manifest = (
-            manifest_line(ovf_name, hashlib.sha256(descriptor).hexdigest())
-            + manifest_line(app.disk.file, reader.hash.hexdigest())
-        ).encode()
-        tar.addfile(_member(mf_name, len(manifest), mtime), io.BytesIO(manifest))
+        manifest = manifest_line(ovf_name, hashlib.sha256(descriptor).hexdigest())
+        for path, disk, size in zip(paths, app.disks, sizes, strict=True):
+            with open(path, "rb") as f:
+                reader = _HashingReader(f)
+                tar.addfile(_member(disk.file, size, mtime), reader)
+            manifest += manifest_line(disk.file, reader.hash.hexdigest())
+        tar.addfile(_member(mf_name, len(manifest.encode()), mtime), io.BytesIO(manifest.encode()))
     return dest

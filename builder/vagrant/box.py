@@ -82,8 +82,10 @@ def members(box: BoxPlan, provider: str, disk: Path, virtual_size_bytes: int, di
                           ("Vagrantfile", vagrantfile(box, provider).encode())]
     if provider == "libvirt":
         return [*head, ("box.img", disk)]
+    # box.ovf describes the boot disk only: the Vagrantfile creates and attaches the data disks
+    # beside the project's .vagrant/, where `vagrant destroy` deletes them with the VM
     app = export.appliance(box, virtual_size_bytes, VMDK_MEMBER)
-    return [*head, ("box.ovf", ovf.render_descriptor(app, disk_size_bytes).encode()), (VMDK_MEMBER, disk)]
+    return [*head, ("box.ovf", ovf.render_descriptor(app, [disk_size_bytes]).encode()), (VMDK_MEMBER, disk)]
 
 
 class _HashingWriter:

@@ -189,4 +189,5 @@ def test_ceph_training_end_to_end(tmp_path, test_cache, capsys):
     assert main(["ova", "inspect", str(tmp_path / "ceph-training" / "1.0.0" / "ceph-training-1.0.0.ova"),
                  "--json"]) == 0
     disks = json.loads(capsys.readouterr().out)["disks"]
-    assert [d["file"] for d in disks[1:]] == [None] * 3 and all(d["capacity_bytes"] == 20 << 30 for d in disks[1:])
+    assert [d["file"] for d in disks[1:]] == [f"ceph-training-1.0.0-data{i}.vmdk" for i in (1, 2, 3)]
+    assert all(d["capacity_bytes"] == 20 << 30 for d in disks[1:])

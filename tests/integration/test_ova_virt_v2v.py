@@ -1,4 +1,5 @@
-"""virt-v2v converts the session's `builder vm minimal` OVA for KVM: GRUB is found, the OVF has a Name."""
+"""virt-v2v converts every published OVA for KVM: GRUB is found, the OVF has a Name, and the
+ceph-training data disks (empty VMDKs in the package) come out as disks of the converted guest."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.root,
 
 
 @pytest.mark.timeout(TIMEOUT + 1800)  # the conversion's own bound, plus the session's build when it runs first
-def test_virt_v2v_converts_minimal_ova(minimal_release: Path, tmp_path: Path, no_leaks):
-    c = convert(minimal_release / "minimal-0.1.0.ova", tmp_path / "v2v", "minimal")
-    assert_converted(c, "minimal")
+@pytest.mark.parametrize("release, name, data_disks", [("minimal_release", "minimal", 0),
+                                                       ("ceph_release", "ceph-training", 3)])
+def test_virt_v2v_converts_published_ova(release: str, name: str, data_disks: int, request, tmp_path: Path,
+                                         no_leaks):
+    published: Path = request.getfixturevalue(release)
+    c = convert(published / f"{name}-{published.name}.ova", tmp_path / "v2v", name)
+    assert_converted(c, name, data_disks)

@@ -1,4 +1,4 @@
-"""The VBoxManage stand-in imports a real OVA with empty data disks (write_ova on a qemu-img VMDK)
+"""The VBoxManage stand-in imports a real OVA with empty data disks (write_ova on qemu-img VMDKs)
 and reports it the way the virtualbox suite reads it: the hardware checks pass, every disk lands
 in the basefolder, and `unregistervm --delete` removes them. No boot: fast, no root."""
 
@@ -13,7 +13,8 @@ import pytest
 
 from builder import vbox_suite as vs
 from builder.image import ova
-from builder.image.ovf import Appliance, Disk, EmptyDisk, write_ova
+from builder.image.export import empty_vmdk_argv
+from builder.image.ovf import Appliance, Disk, write_ova
 
 TOOL = str(Path(__file__).resolve().parent.parent / "fakes" / "vboxmanage")
 VM = "bx0a0b0c-ova"
@@ -35,13 +36,13 @@ def vbm(argv: list[str]) -> str:
 
 
 def test_import_with_data_disks_matches_the_descriptor(tmp_path, vbox):
-    vmdk = tmp_path / "disk.vmdk"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized", str(vmdk), "64M"],
-                   check=True)
-    app = Appliance(name="lab", version="1.0.0", cpus=2, memory_mib=2048,
-                    disk=Disk(file="lab-disk001.vmdk", capacity_bytes=64 << 20),
-                    data_disks=(EmptyDisk(capacity_bytes=32 << 20), EmptyDisk(capacity_bytes=16 << 20)))
-    package = write_ova(tmp_path / "lab-1.0.0.ova", app, vmdk)
+    sizes = (64 << 20, 32 << 20, 16 << 20)
+    vmdks = [tmp_path / f"disk{i}.vmdk" for i in range(3)]
+    for vmdk, size in zip(vmdks, sizes, strict=True):
+        subprocess.run(empty_vmdk_argv(vmdk, size), check=True)
+    system, *data = (Disk(file=f"lab-disk00{i + 1}.vmdk", capacity_bytes=size) for i, size in enumerate(sizes))
+    app = Appliance(name="lab", version="1.0.0", cpus=2, memory_mib=2048, disk=system, data_disks=tuple(data))
+    package = write_ova(tmp_path / "lab-1.0.0.ova", app, vmdks[0], vmdks[1:])
     base = tmp_path / "base"
 
     out = vbm(vs.import_argv(TOOL, package, VM, base))

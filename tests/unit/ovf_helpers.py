@@ -6,7 +6,7 @@ import os
 import struct
 from pathlib import Path
 
-from builder.image.ovf import Appliance, Disk, EmptyDisk
+from builder.image.ovf import Appliance, Disk
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "ovf"
@@ -30,7 +30,8 @@ def sample_appliance(capacity_bytes: int = 8 << 30, data_disks: int = 0) -> Appl
         cpus=2,
         memory_mib=2048,
         disk=Disk(file="ceph-training-1.2.0-disk001.vmdk", capacity_bytes=capacity_bytes, populated_bytes=1 << 30),
-        data_disks=(EmptyDisk(capacity_bytes=20 << 30),) * data_disks,
+        data_disks=tuple(Disk(file=f"ceph-training-1.2.0-disk{i:03d}.vmdk", capacity_bytes=20 << 30)
+                         for i in range(2, data_disks + 2)),
     )
 
 

@@ -45,20 +45,22 @@ def odd_appliance() -> Appliance:
 
 
 def test_descriptor_matches_golden():
-    text = render_descriptor(sample_appliance(data_disks=3), 1_234_567_890)
+    text = render_descriptor(sample_appliance(data_disks=3), [1_234_567_890, 2686976, 2686976, 2686976])
     assert_golden("ovf/ceph-training.ovf", text)
 
 
-def test_data_disks_have_no_file_and_sit_on_sata_after_the_system_disk():
-    """VirtualBox creates a Disk without fileRef empty on import: nothing of it is in References."""
+def test_data_disks_are_files_and_sit_on_sata_after_the_system_disk():
+    """Every Disk has a File (virt-v2v refuses one without fileRef); data disks follow on SATA."""
     ns = {"ovf": "http://schemas.dmtf.org/ovf/envelope/1",
           "rasd": "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"}
-    root = ET.fromstring(render_descriptor(sample_appliance(data_disks=3), 1))
+    root = ET.fromstring(render_descriptor(sample_appliance(data_disks=3), [1, 2, 3, 4]))
     attr = lambda e, a: e.get(f"{{{ns['ovf']}}}{a}")
     disks = root.findall("ovf:DiskSection/ovf:Disk", ns)
     assert [(attr(d, "diskId"), attr(d, "fileRef"), attr(d, "capacity")) for d in disks] == [
-        ("vmdisk1", "file1", str(8 << 30)), *[(f"vmdisk{i}", None, str(20 << 30)) for i in (2, 3, 4)]]
-    assert len(root.findall("ovf:References/ovf:File", ns)) == 1
+        ("vmdisk1", "file1", str(8 << 30)), *[(f"vmdisk{i}", f"file{i}", str(20 << 30)) for i in (2, 3, 4)]]
+    files = root.findall("ovf:References/ovf:File", ns)
+    assert [(attr(f, "id"), attr(f, "href"), attr(f, "size")) for f in files] == [
+        (f"file{i}", f"ceph-training-1.2.0-disk{i:03d}.vmdk", str(i)) for i in (1, 2, 3, 4)]
     items = root.findall(".//ovf:VirtualHardwareSection/ovf:Item", ns)
     on_sata = [(i.findtext("rasd:HostResource", None, ns), i.findtext("rasd:AddressOnParent", None, ns))
                for i in items if i.findtext("rasd:ResourceType", None, ns) == "17"]
@@ -76,7 +78,7 @@ def test_golden_descriptor_validates_against_ovf_schema():
 
 def test_unusual_values_are_escaped_and_validate(tmp_path):
     f = tmp_path / "odd.ovf"
-    f.write_text(render_descriptor(odd_appliance(), 2**41))
+    f.write_text(render_descriptor(odd_appliance(), [2**41]))
     r = xmllint(f)
     assert r.returncode == 0, r.stderr
     summary = ova.inspect(f).summary
@@ -88,7 +90,7 @@ def test_unusual_values_are_escaped_and_validate(tmp_path):
 
 def test_schema_check_is_not_vacuous(tmp_path):
     """Drop a required rasd:InstanceID: the same xmllint call must reject it."""
-    text = render_descriptor(sample_appliance(), 1).replace("<rasd:InstanceID>4</rasd:InstanceID>", "")
+    text = render_descriptor(sample_appliance(), [1]).replace("<rasd:InstanceID>4</rasd:InstanceID>", "")
     f = tmp_path / "broken.ovf"
     f.write_text(text)
     assert xmllint(f).returncode != 0
@@ -131,7 +133,7 @@ def test_write_ova_round_trip(tmp_path):
         manifest = tar.extractfile(members[2]).read().decode()
     raw = dest.read_bytes()
     assert raw[257:263] == b"ustar\0"  # POSIX ustar, as VirtualBox writes OVAs
-    assert descriptor.decode() == render_descriptor(app, vmdk.stat().st_size)
+    assert descriptor.decode() == render_descriptor(app, [vmdk.stat().st_size])
     assert manifest == (
         f"SHA256(ceph-training-1.2.0.ovf)= {hashlib.sha256(descriptor).hexdigest()}\n"
         f"SHA256(ceph-training-1.2.0-disk001.vmdk)= {hashlib.sha256(vmdk.read_bytes()).hexdigest()}\n"
@@ -149,6 +151,31 @@ def test_write_ova_round_trip(tmp_path):
         ],
         "nics": [{"network": "NAT", "model": "E1000"}],
     }
+
+
+def test_write_ova_packs_data_disks_in_port_order_with_the_manifest(tmp_path):
+    app = sample_appliance(capacity_bytes=1 << 20, data_disks=2)
+    system = fake_stream_vmdk(tmp_path / "s.vmdk", 1 << 20, b"s" * 100)
+    data = [fake_stream_vmdk(tmp_path / f"d{i}.vmdk", 20 << 30) for i in (1, 2)]
+    dest = write_ova(tmp_path / "ceph-training-1.2.0.ova", app, system, data)
+    names = [d.file for d in app.disks]
+    with tarfile.open(dest) as tar:
+        assert tar.getnames() == ["ceph-training-1.2.0.ovf", *names, "ceph-training-1.2.0.mf"]
+    result = ova.inspect(dest)
+    assert result.verified == ["ceph-training-1.2.0.ovf", *names]
+    assert [(d["file"], d["capacity_bytes"]) for d in result.summary["disks"]] == [
+        (names[0], 1 << 20), (names[1], 20 << 30), (names[2], 20 << 30)]
+
+
+def test_write_ova_wants_one_file_per_disk_and_distinct_names(tmp_path):
+    system = fake_stream_vmdk(tmp_path / "s.vmdk", 1 << 20)
+    with pytest.raises(ValueError, match="2 disks in the appliance, 1 files"):
+        write_ova(tmp_path / "x.ova", sample_appliance(capacity_bytes=1 << 20, data_disks=1), system)
+    with pytest.raises(ValueError, match="2 disks, 1 file sizes"):
+        render_descriptor(sample_appliance(data_disks=1), [1])
+    twin = sample_appliance().disk
+    with pytest.raises(ValidationError, match="share a member name"):
+        Appliance.model_validate({**sample_appliance().model_dump(), "data_disks": [twin.model_dump()]})
 
 
 def test_write_ova_is_reproducible(tmp_path):

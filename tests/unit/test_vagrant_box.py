@@ -82,6 +82,8 @@ def test_virtualbox_members_carry_a_valid_ovf_naming_the_vmdk(tmp_path):
     assert f'ovf:href="{box.VMDK_MEMBER}"'.encode() in ovf_text
     assert f'ovf:size="{vmdk.stat().st_size}"'.encode() in ovf_text
     assert b'ovf:capacity="2147483648"' in ovf_text
+    # the boot disk only: the Vagrantfile attaches PLAN's two data disks, box.ovf must not add two more
+    assert ovf_text.count(b"<Disk ") == 1 and ovf_text.count(b"<File ") == 1
 
 
 def test_write_box_streams_members_in_order_and_returns_the_archive_digest(tmp_path):
