@@ -381,7 +381,7 @@ class Build:
 
         def produce(tmp: Path) -> None:
             vlayer.make_box_image(self.run, self.out.paths["provision"] / "image.qcow2", tmp / "box.qcow2",
-                                  key_file=key_file, on_line=self.rep.update)
+                                  tmp / "box.vmdk", key_file=key_file, on_line=self.rep.update)
 
         return self._stage(st, produce)
 
@@ -405,7 +405,8 @@ class Build:
 
         def produce(tmp: Path) -> None:
             files = export.export(spec, self.out.paths["provision"] / "image.qcow2", tmp, self.run)
-            files.update(vbox.write_boxes(vbox.plan_for(spec), self.out.paths["box"] / "box.qcow2", tmp, self.run))
+            box = self.out.paths["box"]
+            files.update(vbox.write_boxes(vbox.plan_for(spec), box / "box.qcow2", box / "box.vmdk", tmp))
             (tmp / "files.json").write_text(json.dumps(files, indent=2))
 
         entry = self._stage(self._export_stage(version), produce)

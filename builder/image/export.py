@@ -38,6 +38,13 @@ def data_vmdks(spec: ImageSpec) -> list[tuple[str, int]]:
     return [(f"{spec.name}-{spec.version}-data{i}.vmdk", mib) for i, mib in enumerate(spec.data_disk_mibs, 1)]
 
 
+def convert(run: Run, *argvs: list[str]) -> None:
+    """qemu-img compresses on one core per conversion: run them side by side."""
+    with ThreadPoolExecutor(len(argvs)) as pool:
+        for job in [pool.submit(proc.run, argv, run_ctx=run) for argv in argvs]:
+            job.result()
+
+
 def virtual_size(path: Path) -> int:
     info = json.loads(proc.output(["qemu-img", "info", "--output=json", str(path)]))
     return int(info["virtual-size"])
@@ -80,12 +87,7 @@ def export(spec: ImageSpec, provisioned: Path, out: Path, run: Run) -> dict[str,
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, mib in data:
         proc.run(empty_vmdk_argv(data_dir / name, mib << 20), run_ctx=run)
-    # Both conversions compress on one core each: run them side by side.
-    with ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(proc.run, qcow2_argv(provisioned, qcow2), run_ctx=run),
-                pool.submit(proc.run, vmdk_argv(provisioned, vmdk), run_ctx=run)]
-        for j in jobs:
-            j.result()
+    convert(run, qcow2_argv(provisioned, qcow2), vmdk_argv(provisioned, vmdk))
     write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name, data), vmdk,
               [data_dir / name for name, _ in data])
     files = {}

@@ -2,7 +2,8 @@
 
 `<name>-<version>.libvirt.box`: box.img (qcow2), metadata.json {provider, format, virtual_size}
 and a Vagrantfile. `<name>-<version>.virtualbox.box`: box.ovf (our OVF writer), the
-streamOptimized VMDK it references, metadata.json {provider} and a Vagrantfile.
+streamOptimized VMDK it references, metadata.json {provider} and a Vagrantfile. Both disks come
+from the box stage (`layer.make_box_image`).
 
 Plan (pure): `BoxPlan`, `metadata`, `vagrantfile`, `members`. Apply: `write_box` streams the
 members into an uncompressed tar (both disks are compressed already; gzip would only spend a
@@ -15,7 +16,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import tarfile
 from pathlib import Path
 from typing import Annotated
@@ -24,9 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import templates
 from ..atomic import atomic_file
-from ..core import proc
 from ..core.digests import CHUNK
-from ..core.runs import Run
 from ..image import export, ovf
 from ..spec import NAME_RE, ImageSpec
 from .catalog import check_box_version
@@ -127,20 +125,13 @@ def write_box(dest: Path, items: list[Member]) -> str:
     return writer.hash.hexdigest()
 
 
-def write_boxes(box: BoxPlan, box_qcow2: Path, out: Path, run: Run | None = None) -> dict[str, dict]:
+def write_boxes(box: BoxPlan, box_qcow2: Path, box_vmdk: Path, out: Path) -> dict[str, dict]:
     """Both providers' boxes into out/; {"<provider>.box": {name, size, sha256}} for the manifest."""
     capacity = export.virtual_size(box_qcow2)
+    ovf.check_stream_optimized(box_vmdk, capacity)
     files = {}
-    vmdk = out / f".{VMDK_MEMBER}.{os.getpid()}.partial"
-    try:
-        proc.run(export.vmdk_argv(box_qcow2, vmdk), run_ctx=run)
-        ovf.check_stream_optimized(vmdk, capacity)
-        disks = {"libvirt": box_qcow2, "virtualbox": vmdk}
-        for provider in PROVIDERS:
-            dest = out / file_name(box, provider)
-            disk = disks[provider]
-            digest = write_box(dest, members(box, provider, disk, capacity, disk.stat().st_size))
-            files[f"{provider}.box"] = {"name": dest.name, "size": dest.stat().st_size, "sha256": digest}
-    finally:
-        vmdk.unlink(missing_ok=True)
+    for provider, disk in (("libvirt", box_qcow2), ("virtualbox", box_vmdk)):
+        dest = out / file_name(box, provider)
+        digest = write_box(dest, members(box, provider, disk, capacity, disk.stat().st_size))
+        files[f"{provider}.box"] = {"name": dest.name, "size": dest.stat().st_size, "sha256": digest}
     return files

@@ -6,7 +6,8 @@ sshd enabled. The published qcow2/VMDK/OVA stay without it; only the boxes carry
 Applied offline, with no boot: a raw copy of the provisioned disk, its root partition on an
 offset loop device (as the disk stage does; no partition scanning here), the layer script and the
 image's cleanup run by `chroot` with the guest's own tools (/dev bound for them, no /proc, so no
-tool reaches the host's mounts), then flattened into a compressed qcow2. The provisioned image was
+tool reaches the host's mounts), then flattened into a compressed qcow2 (the libvirt box's disk) and,
+on the other core, a streamOptimized VMDK (the VirtualBox box's). The provisioned image was
 already cleaned by its last provisioner, and nothing boots here, so no host key or machine-id
 appears that the cleanup would have to undo. Booting once cost a whole TCG boot per build.
 
@@ -89,9 +90,10 @@ def chroot_argv(root: Path) -> list[str]:
     return ["chroot", str(root), "/bin/sh", "-c"]
 
 
-def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, *, key_file: Path | None = None,
-                   on_line: Callable[[str], None] = lambda line: None) -> Path:
-    """Write dest_qcow2: the provisioned image plus the box layer, flattened and compressed."""
+def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, dest_vmdk: Path, *,
+                   key_file: Path | None = None, on_line: Callable[[str], None] = lambda line: None) -> None:
+    """Write dest_qcow2 and dest_vmdk: the provisioned image plus the box layer, flattened and
+    compressed, each from the raw copy (cheaper to read than a compressed qcow2)."""
     key = read_public_key(insecure_key_path(key_file))
     dest_qcow2 = Path(dest_qcow2)
     raw = dest_qcow2.with_name(f".{dest_qcow2.name}.{run.id}.raw")
@@ -107,8 +109,7 @@ def make_box_image(run: Run, provisioned_qcow2: Path, dest_qcow2: Path, *, key_f
                 res = proc.run([*chroot_argv(mnt), script], stdin_data=stdin, check=False, timeout=300)
                 if res.returncode != 0:
                     raise BuildFailed(f"{what} script failed (exit {res.returncode}):\n{res.output[-1500:]}")
-        on_line("flattening into a compressed qcow2")
-        proc.run(export.qcow2_argv(raw, dest_qcow2), run_ctx=run)
+        on_line("flattening into a compressed qcow2 and a streamOptimized VMDK")
+        export.convert(run, export.qcow2_argv(raw, dest_qcow2), export.vmdk_argv(raw, dest_vmdk))
     finally:
         run.release(rec)
-    return dest_qcow2
