@@ -65,26 +65,25 @@ def test_cache() -> Path:
     return Path(os.environ.get("BUILDER_TEST_CACHE", Path.home() / ".cache" / "builder"))
 
 
-@pytest.fixture(scope="session")
-def minimal_release(tmp_path_factory, test_cache) -> Path:
-    """One full `builder vm minimal` (build, boot test, fabric, export, publish) per session."""
+def _published(tmp_path_factory, test_cache: Path, name: str, version: str) -> Path:
     from builder.cli import main
 
     out = tmp_path_factory.mktemp("artifacts")
-    rc = main(["vm", "minimal", "--output", str(out), "--cache-dir", str(test_cache), "--quiet"])
-    assert rc == 0, "builder vm minimal failed"
-    return out / "minimal" / "0.1.0"
+    rc = main(["vm", name, "--output", str(out), "--cache-dir", str(test_cache), "--quiet"])
+    assert rc == 0, f"builder vm {name} failed"
+    return out / name / version
+
+
+@pytest.fixture(scope="session")
+def minimal_release(tmp_path_factory, test_cache) -> Path:
+    """One full `builder vm minimal` (build, boot test, fabric, export, publish) per session."""
+    return _published(tmp_path_factory, test_cache, "minimal", "0.1.0")
 
 
 @pytest.fixture(scope="session")
 def ceph_release(tmp_path_factory, test_cache) -> Path:
     """`builder vm ceph-training` once per session; stage hits when the end-to-end test built it."""
-    from builder.cli import main
-
-    out = tmp_path_factory.mktemp("artifacts")
-    rc = main(["vm", "ceph-training", "--output", str(out), "--cache-dir", str(test_cache), "--quiet"])
-    assert rc == 0, "builder vm ceph-training failed"
-    return out / "ceph-training" / "1.0.0"
+    return _published(tmp_path_factory, test_cache, "ceph-training", "1.0.0")
 
 
 @pytest.fixture(scope="session")
