@@ -2,8 +2,8 @@
 
 libguestfs boots its appliance directly (no libvirtd: LIBGUESTFS_BACKEND=direct) under TCG (KVM is
 not usable here: force_tcg), from the host's kernel in /boot (ci/setup.sh installs one). virt-v2v
-runs in its own session through builder's run journal, so a timeout or an interrupted test kills
-the appliance's qemu with it.
+runs in its own session through the caller's run journal, so a timeout or an interrupted test
+kills the appliance's qemu with it.
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ class Conversion:
     xml: Path
 
 
-def convert(ova: Path, out: Path, name: str, timeout: float = TIMEOUT) -> Conversion:
+def convert(ova: Path, out: Path, name: str, run: Run, timeout: float = TIMEOUT) -> Conversion:
     (out / "tmp").mkdir(parents=True)
     # temporary overlays in the test's directory; the supermin appliance in libguestfs's usual
     # cache, built once per host package set as a user's first run builds it
     env = {**os.environ, "LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg",
            "TMPDIR": str(out / "tmp"), "LIBGUESTFS_CACHEDIR": "/var/tmp"}
-    with Run() as run:
-        res = proc.run(["virt-v2v", "-i", "ova", str(ova), "-o", "local", "-os", str(out), "-of", "qcow2"],
-                       run_ctx=run, timeout=timeout, check=False, env=env, what="virt-v2v")
+    res = proc.run(["virt-v2v", "-i", "ova", str(ova), "-o", "local", "-os", str(out), "-of", "qcow2"],
+                   run_ctx=run, timeout=timeout, check=False, env=env, what="virt-v2v")
     return Conversion(res.returncode, res.output, out / f"{name}-sda", out / f"{name}.xml")
 
 

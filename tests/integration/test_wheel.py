@@ -67,7 +67,10 @@ def test_installed_builder_works_on_another_repository(installed: Path, images_r
 
     r = sh([str(installed), "image", "check", "lab-a", "--offline", "--render", "rendered"], images_repo, env=env)
     assert r.returncode == 0, r.stderr
-    assert "image lab-a 3.1.4" in (images_repo / "rendered" / "provision/scripts/00-10-motd.sh").read_text()
+    scripts = images_repo / "rendered" / "provision" / "scripts"
+    # builder's GRUB step first, the project's own script, builder's cleanup last
+    assert sorted(p.name for p in scripts.iterdir()) == ["00-builder-grub.sh", "01-10-motd.sh", "02-builder-cleanup.sh"]
+    assert "image lab-a 3.1.4" in (scripts / "01-10-motd.sh").read_text()
 
     r = sh([str(installed), "pipeline", "generate", "-o", "child.yml"], images_repo, env={**env, "IMAGES": ""})
     assert r.returncode == 0, r.stderr
