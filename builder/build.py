@@ -274,7 +274,8 @@ class Build:
                 if ev.type == "ui":
                     self.rep.update(ev.message)
 
-            runner = packer.StreamingPacker(self.run, on_event, self.opts.packer_timeout, work)
+            runner = packer.StreamingPacker(self.run, on_event, self.opts.packer_timeout, work,
+                                            packer.tmpdir_for(self.run.dir))
             rc, output, _ = runner.build(str(work / "image.pkr.hcl"))
             if rc != 0:
                 errors = "\n".join(packer.errors_from(output)) or output[-1500:]

@@ -113,6 +113,8 @@ def check(spec: ImageSpec, project_root: Path, *, mirror: str | None = None,
     require_tools(stages)
     fabric_file, _, vm = fabric_of(spec, project_root)
     rendered(spec)  # a template that does not render fails here, not after the rootfs
+    if "provision" in stages:
+        packer.check_run_root()
     if "box" in stages:
         vbox.plan_for(spec)  # the version must be one Vagrant accepts
         vlayer.read_public_key(vlayer.insecure_key_path())  # Debian's vagrant package ships it

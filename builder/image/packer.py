@@ -11,11 +11,32 @@ from pathlib import Path
 from packerpy import PackerExecutable
 
 from ..core import proc
-from ..core.runs import Run
+from ..core.errors import UserError
+from ..core.runs import RUN_ROOT, Run
 from ..spec import ImageSpec
 from ..templates import render
 
 COMMA = "%!(PACKER_COMMA)"
+# packer starts each plugin on a unix socket $TMPDIR/packer-pluginNNNNNNNNNN, and sun_path holds
+# 107 bytes: under a deep stage directory (a --cache-dir of a user's project) the bind fails with
+# "invalid argument" and packer 1.6 then panics (nil pointer in CoreBuild.Run). So its TMPDIR is
+# the run's own directory under /run/builder: short, and removed with the run.
+PLUGIN_SOCKET_NAME_MAX = len("packer-plugin") + 10
+SUN_PATH_MAX = 107
+
+
+def tmpdir_for(run_dir: Path) -> Path:
+    """packer's TMPDIR inside `run_dir`; UserError when its plugin sockets would not fit."""
+    tmp = run_dir / "packer"
+    if len(os.fsencode(tmp)) + 1 + PLUGIN_SOCKET_NAME_MAX > SUN_PATH_MAX:
+        raise UserError(f"packer's plugin sockets in {tmp} would exceed the {SUN_PATH_MAX}-byte unix socket "
+                        "path limit: point BUILDER_RUN_DIR at a shorter directory", field="BUILDER_RUN_DIR")
+    return tmp
+
+
+def check_run_root(root: Path = RUN_ROOT) -> None:
+    """Before any stage: would a run directory under `root` hold packer's sockets?"""
+    tmpdir_for(root / ("0" * 6))  # a run id: 6 hex digits
 
 
 @dataclass(frozen=True)
@@ -84,9 +105,10 @@ class StreamingPacker(PackerExecutable):
     machine-readable line to a callback and kills packer's whole process group (packer and its
     qemu child) on timeout."""
 
-    def __init__(self, run: Run, on_event: Callable[[PackerEvent], None], timeout: float, workdir: Path):
+    def __init__(self, run: Run, on_event: Callable[[PackerEvent], None], timeout: float, workdir: Path,
+                 tmpdir: Path):
         super().__init__(executable_path=shutil.which("packer") or "packer", machine_readable=True)
-        self.run, self.on_event, self.timeout, self.workdir = run, on_event, timeout, workdir
+        self.run, self.on_event, self.timeout, self.workdir, self.tmpdir = run, on_event, timeout, workdir, tmpdir
 
     def argv(self, packer_cmd: str, template: str, **kwargs) -> list[str]:
         return [
@@ -98,14 +120,14 @@ class StreamingPacker(PackerExecutable):
         ]
 
     def execute_cmd(self, packer_cmd, template=None, **kwargs):
-        # packer keeps its temp files and download cache in these: confine them to the stage dir
+        # packer's download cache stays in the stage dir, its temp files and sockets in tmpdir
         env = {
             **os.environ,
             "CHECKPOINT_DISABLE": "1",
             "PACKER_CACHE_DIR": str(self.workdir / "packer_cache"),
-            "TMPDIR": str(self.workdir / "tmp"),
+            "TMPDIR": str(self.tmpdir),
         }
-        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
 
         def on_line(line: str) -> None:
             ev = parse_machine_readable(line)

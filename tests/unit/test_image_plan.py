@@ -71,9 +71,20 @@ def test_packer_machine_readable_parsing():
 
 
 def test_streaming_packer_reuses_packer_py_argv(tmp_path):
-    p = packer.StreamingPacker(run=None, on_event=print, timeout=1, workdir=tmp_path)
+    p = packer.StreamingPacker(run=None, on_event=print, timeout=1, workdir=tmp_path, tmpdir=tmp_path / "t")
     argv = p.argv("build", "/c/image.pkr.hcl", force=True, var={"a": "b"})
     assert argv[1:] == ["build", "-machine-readable", "-force", "-var", "a=b", "/c/image.pkr.hcl"]
+
+
+def test_packer_tmpdir_is_the_short_run_dir_and_refuses_what_a_socket_cannot_bind():
+    """packer 1.6 panicked when its plugin socket path passed 107 bytes (a deep --cache-dir)."""
+    assert packer.tmpdir_for(Path("/run/builder/9bcf70")) == Path("/run/builder/9bcf70/packer")
+    deep = Path("/var/tmp/bench-vm-dp2pmgh8/cache/provision/.9bcf70.minimal-t929vm6n.partial")
+    with pytest.raises(UserError, match="BUILDER_RUN_DIR"):
+        packer.tmpdir_for(deep / "work")
+    packer.check_run_root(Path("/run/builder"))
+    with pytest.raises(UserError, match="107-byte"):
+        packer.check_run_root(Path("/home/someone") / ("x" * 70))
 
 
 def test_qemu_argv():
