@@ -146,13 +146,14 @@ def write_ova(dest: Path, app: Appliance, vmdk: Path, data_vmdks: Sequence[Path]
     dest, paths = Path(dest), [Path(vmdk), *map(Path, data_vmdks)]
     if len(paths) != len(app.disks):
         raise ValueError(f"{len(app.disks)} disks in the appliance, {len(paths)} files")
+    sizes = []
     for path, disk in zip(paths, app.disks, strict=True):
         if not path.is_file():
             raise UserError("no such file", file=str(path))
-        if path.stat().st_size > USTAR_MAX_SIZE:
-            raise BuildFailed(f"{path}: {path.stat().st_size} bytes is beyond the ustar member limit of 8 GiB")
+        sizes.append(path.stat().st_size)
+        if sizes[-1] > USTAR_MAX_SIZE:
+            raise BuildFailed(f"{path}: {sizes[-1]} bytes is beyond the ustar member limit of 8 GiB")
         check_stream_optimized(path, disk.capacity_bytes)
-    sizes = [p.stat().st_size for p in paths]
     descriptor = render_descriptor(app, sizes).encode()
     stem = dest.name.removesuffix(".ova")
     ovf_name, mf_name = f"{stem}.ovf", f"{stem}.mf"
@@ -167,5 +168,6 @@ def write_ova(dest: Path, app: Appliance, vmdk: Path, data_vmdks: Sequence[Path]
                 reader = _HashingReader(f)
                 tar.addfile(_member(disk.file, size, mtime), reader)
             manifest += manifest_line(disk.file, reader.hash.hexdigest())
-        tar.addfile(_member(mf_name, len(manifest.encode()), mtime), io.BytesIO(manifest.encode()))
+        mf = manifest.encode()
+        tar.addfile(_member(mf_name, len(mf), mtime), io.BytesIO(mf))
     return dest
