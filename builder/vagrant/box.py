@@ -130,7 +130,7 @@ def write_boxes(box: BoxPlan, box_qcow2: Path, box_vmdk: Path, out: Path) -> dic
     capacity = export.virtual_size(box_qcow2)
     ovf.check_stream_optimized(box_vmdk, capacity)
     files = {}
-    for provider, disk in (("libvirt", box_qcow2), ("virtualbox", box_vmdk)):
+    for provider, disk in zip(PROVIDERS, (box_qcow2, box_vmdk), strict=True):
         dest = out / file_name(box, provider)
         digest = write_box(dest, members(box, provider, disk, capacity, disk.stat().st_size))
         files[f"{provider}.box"] = {"name": dest.name, "size": dest.stat().st_size, "sha256": digest}
