@@ -3,6 +3,11 @@
 # Every value is a quoted argument: files with data are written by printf, never a heredoc.
 set -eu
 root="$1"
+
+# update-initramfs was a no-op while the packages went in (rootfs.py): put it back, build once.
+rm -f "$root/usr/sbin/update-initramfs"
+chroot "$root" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
+chroot "$root" update-initramfs -c -k all
 printf '%s\n' minimal > "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' minimal > "$root/etc/hosts"
 
