@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,3 +30,12 @@ def atomic_file(dest: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def place(src: Path, dst: Path) -> None:
+    """Hard-link a cached artifact (no copy of gigabytes; cached files are never written in
+    place); copy across filesystems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

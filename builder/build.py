@@ -11,14 +11,19 @@ verdict was made (run id, host, accelerator, time); a cache hit reports it as re
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import hashlib
 import inspect
 import json
+import os
 import shutil
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,12 +60,14 @@ CODE = {
             "templates/fabric/*"),
     "box": ("vagrant/layer.py", "image/export.py", "image/loopmount.py", "templates/vagrant/layer.sh.j2",
             "templates/image/cleanup.sh.j2"),
+    "convert": ("image/export.py", "core/digests.py"),
     "export": ("image/export.py", "image/ovf.py", "templates/ovf/*", "vagrant/box.py", "templates/vagrant/*"),
 }
 METHODS = {"rootfs": ("rootfs",), "disk": ("disk", "_install_boot"), "provision": ("provision",),
            "boot": ("boot_test",), "fabric": ("fabric_test",), "lab": ("lab_test",),
-           "box": ("box",), "export": ("export", "_export_stage")}
+           "box": ("box",), "convert": ("convert",), "export": ("export", "_export_stage")}
 TEST_STAGES = ("boot", "fabric", "lab")
+BACKGROUND_NICE = 19
 
 
 @functools.cache
@@ -80,7 +87,7 @@ class Stage:
     name: str
     what: str  # one line for the progress display
     inputs: dict[str, Any]
-    after: str | None = None  # the stage whose output this one consumes
+    after: tuple[str, ...] = ()  # the stages whose output this one consumes
     volatile: frozenset[str] = frozenset()
 
 
@@ -141,11 +148,9 @@ class Build:
     # -- the stage contract ---------------------------------------------------------------
     def stage_keys(self, st: Stage) -> tuple[str, str, dict[str, Any]]:
         inputs = {**st.inputs, "code": code_digest(CODE[st.name]), "method": method_digest(METHODS[st.name])}
-        if st.after:
-            inputs[st.after] = self.out.keys[st.after]
+        inputs.update({a: self.out.keys[a] for a in st.after})
         recipe_inputs = {k: v for k, v in inputs.items() if k not in st.volatile}
-        if st.after:
-            recipe_inputs[st.after] = self.out.recipes[st.after]
+        recipe_inputs.update({a: self.out.recipes[a] for a in st.after})
         return key(st.name, inputs), key(st.name, recipe_inputs), inputs
 
     def _stage(self, st: Stage, produce: Callable[[Path], None]) -> Path:
@@ -218,7 +223,7 @@ class Build:
         st = Stage("disk", f"bootable {s.disk_mib} MiB disk (ext4 + extlinux)", {
             "disk_mib": s.disk_mib, "templates": _template_text("image/extlinux.conf.j2", "image/fstab.j2"),
             "mkfs.ext4": self.tools["mkfs.ext4"], "extlinux": self.tools["extlinux"],
-        }, after="rootfs")
+        }, after=("rootfs",))
 
         def produce(tmp: Path) -> None:
             plan = disk.plan(s.disk_mib, self.out.keys["disk"], root_entry / "root")
@@ -253,7 +258,7 @@ class Build:
         st = Stage("provision", f"packer build ({self.out.accelerator})", {
             "scripts": scripts, "hcl": hcl_probe, "packer": self.tools["packer"],
             "qemu": self.tools["qemu-system-x86_64"],
-        }, after="disk")
+        }, after=("disk",))
 
         def produce(tmp: Path) -> None:
             work = tmp / "work"
@@ -290,7 +295,7 @@ class Build:
         s = self.spec
         checks = boottest.checks_for(s)
         st = Stage("boot", "boot test (standalone, guest agent)",
-                   {"checks": [c.__dict__ for c in checks], "data_disks": s.data_disk_mibs}, after="provision")
+                   {"checks": [c.__dict__ for c in checks], "data_disks": s.data_disk_mibs}, after=("provision",))
 
         def produce(tmp: Path) -> None:
             plan = VmPlan(name=self.run.name("boot"), disk=self.out.paths["provision"] / "image.qcow2",
@@ -324,7 +329,7 @@ class Build:
         fabric_file, topo, vm_name = preflight.fabric_of(s)
         vm_node = topo.node(vm_name)
         st = Stage("fabric", f"fabric {topo.fabric.name} with the image as {vm_node.name}",
-                   {"fabric": fabric_file.read_text(), "data_disks": s.data_disk_mibs}, after="provision")
+                   {"fabric": fabric_file.read_text(), "data_disks": s.data_disk_mibs}, after=("provision",))
 
         def produce(tmp: Path) -> None:
             self.rep.update(f"fabric up, VM on its taps, {vm_node.name} as the initiator")
@@ -360,7 +365,7 @@ class Build:
             "lab": sorted((str(p.relative_to(lab.dir)), p.read_text()) for p in lab.dir.rglob("*") if p.is_file()),
             "fabric": fabric_file.read_text(), "data_disks": s.data_disk_mibs, "cpus": s.cpus,
             "memory_mib": s.memory_mib,
-        }, after="provision")
+        }, after=("provision",))
 
         def produce(tmp: Path) -> None:
             suite = labsuite.run_lab_suite(
@@ -378,7 +383,7 @@ class Build:
         and passwordless sudo, only in the boxes (the qcow2, VMDK and OVA never accept that key)."""
         key_file = vlayer.insecure_key_path()
         st = Stage("box", "Vagrant box layer (vagrant user, sudo, insecure key), applied offline",
-                   vlayer.stage_inputs(key_file), after="provision")
+                   vlayer.stage_inputs(key_file), after=("provision",))
 
         def produce(tmp: Path) -> None:
             vlayer.make_box_image(self.run, self.out.paths["provision"] / "image.qcow2", tmp / "box.qcow2",
@@ -386,12 +391,56 @@ class Build:
 
         return self._stage(st, produce)
 
+    def convert(self) -> Path:
+        """The provisioned image as compressed qcow2 and streamOptimized VMDK, named for no version."""
+        st = Stage("convert", "qcow2 (compressed) + VMDK (streamOptimized) of the image",
+                   {"qemu-img": self.tools["qemu-img"]}, after=("provision",))
+
+        def produce(tmp: Path) -> None:
+            export.convert_image(self.out.paths["provision"] / "image.qcow2", tmp, self.run)
+
+        return self._stage(st, produce)
+
+    @contextlib.contextmanager
+    def alongside(self, *stages: Callable[[], object]) -> Iterator[None]:
+        """Run `stages` in order on a worker thread while the body runs (the tests): they need only
+        the provisioned image, and their conversions fill the cores a TCG guest leaves idle (the
+        fabric checks mostly wait on the network). The worker thread runs at the lowest CPU
+        priority, which on Linux is per thread and inherited by the processes it starts: a
+        guest's boot keeps its pace and qemu-img takes what it leaves (at equal priority the boot
+        test took 72 s instead of 30). A failure in the body wins: the worker stops after the
+        stage it is in, or on a signal is not waited for (the Run kills its processes). The
+        worker's own failure is raised once the body is done."""
+        stop = threading.Event()
+
+        def work() -> None:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+            for stage in stages:
+                if stop.is_set():
+                    return
+                stage()
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="alongside")
+        job = pool.submit(work)
+        try:
+            yield
+        except BuildFailed:
+            stop.set()
+            futures.wait([job])
+            raise
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=False)
+            raise
+        job.result()
+        pool.shutdown()
+
     def _export_stage(self, version: str) -> Stage:
         s = self.spec
         return Stage("export", "export qcow2 + VMDK + OVA + Vagrant boxes", {
             "appliance": [s.name, s.description, s.cpus, s.memory_mib, s.data_disk_mibs], "version": version,
             "qemu-img": self.tools["qemu-img"],
-        }, after="box", volatile=frozenset({"version"}))
+        }, after=("box", "convert"), volatile=frozenset({"version"}))
 
     def content_hash(self) -> str:
         """What the published files are made of, whatever their version: the recipe of every stage
@@ -405,7 +454,8 @@ class Build:
         spec = self.spec.model_copy(update={"version": version})
 
         def produce(tmp: Path) -> None:
-            files = export.export(spec, self.out.paths["provision"] / "image.qcow2", tmp, self.run)
+            files = export.export(spec, self.out.paths["provision"] / "image.qcow2", self.out.paths["convert"],
+                                  tmp, self.run)
             box = self.out.paths["box"]
             files.update(vbox.write_boxes(vbox.plan_for(spec), box / "box.qcow2", box / "box.vmdk", tmp))
             (tmp / "files.json").write_text(json.dumps(files, indent=2))

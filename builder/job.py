@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import preflight, vbox_suite
+from .atomic import place
 from .build import Build, Options, Outcome, provenance, timestamp
 from .core.digests import sha256_file
 from .core.errors import BuildFailed, UserError
@@ -109,7 +110,7 @@ def publish_local(o: Outcome, manifest: Manifest, output: Path, run: Run, force:
     staging = local.staging_dir(output, s.name, o.version, run.id)
     try:
         for f in o.files.values():
-            local.place(o.paths["export"] / f["name"], staging / f["name"])
+            place(o.paths["export"] / f["name"], staging / f["name"])
         (staging / MANIFEST).write_text(manifest.dumps())
         (staging / JUNIT).write_text(junit_xml(o))
         (staging / REPORT).write_text(report_html(manifest, s, previous))
@@ -220,10 +221,10 @@ def run_vm(req: JobRequest, reporter: Reporter, progress: Callable[[str], None] 
         b = Build(spec, run, req.options, reporter, archive=checked.archive)
         try:
             b.image()
-            b.boot_test()
-            b.fabric_test()
-            b.lab_test()
-            b.box()
+            with b.alongside(b.box, b.convert):
+                b.boot_test()
+                b.fabric_test()
+                b.lab_test()
         except BuildFailed:
             _failure_report(req, b, reporter, progress)
             raise

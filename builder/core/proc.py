@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import selectors
@@ -114,8 +115,20 @@ def spawn(journal: Journal, argv: Sequence[str | os.PathLike], *, env: dict[str,
     except BaseException:
         journal.release(rec)
         raise
+    keep_nice(p.pid)
     journal.amend(rec, pid=p.pid, start=proc_start_time(p.pid))
     return p, rec
+
+
+def keep_nice(pid: int) -> None:
+    """Give a child in a session of its own the calling thread's CPU priority. A niced thread's
+    children inherit its nice value, but with the kernel's autogroups (sched_autogroup_enabled)
+    every session is a scheduling group of its own that competes at equal weight whatever its
+    members' nice values: the group itself must be niced."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)  # on Linux, the calling thread's
+    if nice > 0:
+        with contextlib.suppress(OSError):  # no autogroups in this kernel, or the child is gone
+            Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
 def detach(argv: Sequence[str]) -> subprocess.Popen:
@@ -210,6 +223,7 @@ def run(
         p, rec = spawn(run_ctx, args, env=env, **pipes)
     else:
         p, rec = subprocess.Popen(args, env=env, start_new_session=True, **pipes), None
+        keep_nice(p.pid)
     out, err = _Lines(on_line), _Lines()
     sel = selectors.DefaultSelector()
     streams: list[IO[bytes]] = [s for s in (p.stdin, p.stdout, p.stderr) if s is not None]

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
+from ..atomic import place
 from ..core import proc
 from ..core.digests import sha256_file
 from ..core.runs import Run
@@ -78,21 +79,35 @@ def appliance(spec: Described, capacity: int, vmdk: str, data: Sequence[tuple[st
     )
 
 
-def export(spec: ImageSpec, provisioned: Path, out: Path, run: Run) -> dict[str, dict]:
-    """Write the three formats into out/; return {format: {name, size, sha256}}."""
+# The convert stage's files: the provisioned image in the published formats, under names of no
+# version (every version exported from the same image reuses them), with their digests.
+CONVERTED = {"qcow2": "image.qcow2", "vmdk": "image.vmdk"}
+DIGESTS = "digests.json"
+
+
+def convert_image(provisioned: Path, out: Path, run: Run) -> None:
+    qcow2, vmdk = (out / CONVERTED[k] for k in ("qcow2", "vmdk"))
+    convert(run, qcow2_argv(provisioned, qcow2), vmdk_argv(provisioned, vmdk))
+    with ThreadPoolExecutor(2) as pool:
+        digests = dict(zip(CONVERTED, pool.map(sha256_file, (qcow2, vmdk)), strict=True))
+    (out / DIGESTS).write_text(json.dumps(digests, indent=2))
+
+
+def export(spec: ImageSpec, provisioned: Path, converted: Path, out: Path, run: Run) -> dict[str, dict]:
+    """The convert stage's files named for spec's version in out/ (hard links), and the OVA around
+    the VMDK; return {format: {name, size, sha256}}."""
     names = file_names(spec)
-    qcow2, vmdk, ova = (out / names[k] for k in ("qcow2", "vmdk", "ova"))
+    digests = json.loads((converted / DIGESTS).read_text())
+    for fmt, name in CONVERTED.items():
+        place(converted / name, out / names[fmt])
+    vmdk, ova = out / names["vmdk"], out / names["ova"]
     data = data_vmdks(spec)
     data_dir = run.dir / "export-data-disks"  # only inside the OVA: not published on their own
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, mib in data:
         proc.run(empty_vmdk_argv(data_dir / name, mib << 20), run_ctx=run)
-    convert(run, qcow2_argv(provisioned, qcow2), vmdk_argv(provisioned, vmdk))
     write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name, data), vmdk,
               [data_dir / name for name, _ in data])
-    files = {}
-    with ThreadPoolExecutor(2) as pool:
-        digests = dict(zip(names, pool.map(sha256_file, (qcow2, vmdk, ova)), strict=True))
-    for fmt, name in names.items():
-        files[fmt] = {"name": name, "size": (out / name).stat().st_size, "sha256": digests[fmt]}
-    return files
+    digests["ova"] = sha256_file(ova)
+    return {fmt: {"name": name, "size": (out / name).stat().st_size, "sha256": digests[fmt]}
+            for fmt, name in names.items()}

@@ -72,11 +72,3 @@ def published(output: Path, name: str) -> dict[str, str | None]:
         if (d / MANIFEST).is_file():
             out[d.name] = parse_manifest(d / MANIFEST).content_hash
     return out
-
-
-def place(src: Path, dst: Path) -> None:
-    """Hard-link a cached artifact into the store (no copy of gigabytes); copy across filesystems."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

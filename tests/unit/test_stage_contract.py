@@ -4,10 +4,16 @@ changed; release notes list package changes since the previous version."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+
+import pytest
 
 from builder import build, templates
 from builder.build import CODE, METHODS, Build, Outcome, Stage, method_digest
+from builder.core import proc
+from builder.core.errors import BuildFailed
 from builder.image.cache import Cache, changes, summarise
 from builder.publish.manifest import Manifest
 from builder.spec import load_image
@@ -39,7 +45,7 @@ def test_later_stages_chain_keys_and_recipes(tmp_path):
     for archive in ("sha256:old", "sha256:new"):
         b = bare_build(tmp_path, archive)
         b.out.keys["rootfs"], b.out.recipes["rootfs"] = b.stage_keys(rootfs_stage(b))[:2]
-        keys[archive] = b.stage_keys(Stage("disk", "x", {"disk_mib": 2048}, after="rootfs"))[:2]
+        keys[archive] = b.stage_keys(Stage("disk", "x", {"disk_mib": 2048}, after=("rootfs",)))[:2]
     assert keys["sha256:old"][0] != keys["sha256:new"][0]  # the disk is rebuilt on a new archive
     assert keys["sha256:old"][1] == keys["sha256:new"][1]  # but its recipe is the same
 
@@ -74,3 +80,67 @@ def test_release_notes_list_package_changes():
     text = templates.render("publish/release.md.j2", m=m)
     assert "Packages since 1.0.0:" in text and "- upgraded ceph 16.2.11 → 16.2.15" in text
     assert "- added new 1" in text and "- removed old (was 2)" in text
+
+
+def test_alongside_runs_its_stages_while_the_body_runs(tmp_path):
+    b = bare_build(tmp_path, "sha256:a")
+    started, order = threading.Event(), []
+
+    def box():
+        started.set()
+        order.append("box")
+
+    with b.alongside(box, lambda: order.append("convert")):
+        assert started.wait(10)  # the worker is at work before the body ends
+        order.append("body")
+    assert order.index("box") < order.index("convert")
+
+
+def test_alongside_raises_the_workers_failure_after_the_body(tmp_path):
+    b = bare_build(tmp_path, "sha256:a")
+    body_done = []
+
+    def broken():
+        raise BuildFailed("qemu-img convert failed")
+
+    with pytest.raises(BuildFailed, match="qemu-img"), b.alongside(broken):
+        body_done.append(True)
+    assert body_done
+
+
+def test_a_failed_body_stops_the_worker_after_its_stage_and_wins(tmp_path):
+    b = bare_build(tmp_path, "sha256:a")
+    in_first, release, ran = threading.Event(), threading.Event(), []
+
+    def first():
+        in_first.set()
+        release.wait(10)
+        ran.append("first")
+
+    def failing_body():
+        with b.alongside(first, lambda: ran.append("second")):
+            assert in_first.wait(10)
+            threading.Timer(0.2, release.set).start()
+            raise BuildFailed("boot test failed")
+
+    with pytest.raises(BuildFailed, match="boot test"):
+        failing_body()
+    assert ran == ["first"]  # waited for; the next one never started
+
+
+def test_alongside_stages_and_their_processes_run_at_the_lowest_priority(tmp_path):
+    b = bare_build(tmp_path, "sha256:a")
+    seen, mine = {}, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def probe():
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        # a child in a session (and so an autogroup) of its own: its nice and its group's
+        seen["child"] = proc.run(["sh", "-c", "cut -d' ' -f19 /proc/self/stat; cat /proc/self/autogroup"]).output
+
+    with b.alongside(probe):
+        pass
+    assert seen["thread"] == build.BACKGROUND_NICE
+    assert seen["child"].split()[0] == str(build.BACKGROUND_NICE)
+    if Path("/proc/self/autogroup").exists():
+        assert seen["child"].rstrip().endswith(f"nice {build.BACKGROUND_NICE}")
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller keeps its own
