@@ -248,6 +248,10 @@ class Build:
                 p.write_text(content)
                 p.chmod(mode)
             proc.run(["extlinux", "--install", str(mnt / "boot/extlinux")])
+            # Host keys for packer's boot only (cleanup.sh.j2, the last provisioner, deletes them;
+            # every copy of the image makes its own): made here in a fraction of a second, where
+            # the guest's first boot spends 7 s of TCG on the RSA key before sshd listens.
+            proc.run(["ssh-keygen", "-A", "-f", str(mnt)])
 
     def provision(self) -> Path:
         s = self.spec

@@ -15,7 +15,9 @@ import pytest
 
 from builder.cli import main
 from builder.core.runs import Run, reap
+from builder.image import loopmount
 from builder.image.boot import VmPlan, boot
+from builder.vagrant import layer as vlayer
 from tests.fakes.gitlab_server import gitlab_server  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -53,6 +55,18 @@ def test_release_is_complete_and_verifiable(minimal_release: Path):
                                      capture_output=True, text=True, check=True).stdout)
     assert info["format"] == "qcow2" and info["virtual-size"] == 2 << 30
     assert info["format-specific"]["data"]["compression-type"] == "zstd"
+
+
+def test_published_image_holds_no_build_keys(minimal_release: Path, tmp_path: Path, no_leaks):
+    """packer's key and the host keys the disk stage made for packer's boot never ship."""
+    raw = tmp_path / "image.raw"
+    subprocess.run(vlayer.raw_argv(minimal_release / "minimal-0.1.0.qcow2", raw), check=True)
+    table = subprocess.run(["sfdisk", "--json", str(raw)], capture_output=True, text=True, check=True).stdout
+    offset, size = vlayer.root_partition(json.loads(table))
+    with Run() as run, loopmount.mounted(run, raw, offset, size, tmp_path / "mnt") as mnt:
+        assert (mnt / "etc/ssh/sshd_config").is_file()
+        assert not sorted((mnt / "etc/ssh").glob("ssh_host_*"))
+        assert not (mnt / "root/.ssh/authorized_keys").exists()
 
 
 def test_ova_is_virtualbox_shaped_and_schema_valid(minimal_release: Path, tmp_path: Path, capsys):
