@@ -34,7 +34,7 @@ from .core.errors import BuildFailed
 from .core.results import Suite
 from .core.runs import Run, live_runs
 from .fabric import session
-from .image import boottest, debcache, disk, export, loopmount, packer, rootfs
+from .image import boottest, debcache, disk, export, loopmount, packer, rootfs, sshgate
 from .image.boot import NicPlan, VmPlan, boot
 from .image.cache import Cache, changes, key, summarise
 from .image.disk import DiskPlan
@@ -53,7 +53,7 @@ PACKAGE = Path(__file__).parent
 CODE = {
     "rootfs": ("image/rootfs.py", "image/archive.py", "image/debcache.py", "templates/image/customize.sh.j2"),
     "disk": ("image/disk.py", "image/loopmount.py", "templates/image/extlinux.conf.j2", "templates/image/fstab.j2"),
-    "provision": ("image/packer.py", "core/proc.py", "templates/image/packer.pkr.hcl.j2"),
+    "provision": ("image/packer.py", "image/sshgate.py", "core/proc.py", "templates/image/packer.pkr.hcl.j2"),
     "boot": ("image/boot.py", "image/boottest.py", "guest.py", "core/proc.py"),
     "fabric": ("image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py", "templates/fabric/*"),
     "lab": ("lab/*.py", "templates/lab/*", "image/boot.py", "guest.py", "core/proc.py", "fabric/**/*.py",
@@ -258,7 +258,8 @@ class Build:
         scripts = packer.render_scripts(s)
         hcl_probe = packer.render_template(
             s, disk=Path("DISK"), output_dir=Path("OUT"), vm_name="VM", accelerator="ACCEL",
-            ssh_key=Path("KEY"), scripts=[Path(n) for n in scripts], console_log=Path("LOG"))
+            ssh_key=Path("KEY"), scripts=[Path(n) for n in scripts], console_log=Path("LOG"),
+            ssh_port=1, forward_port=2)
         st = Stage("provision", f"packer build ({self.out.accelerator})", {
             "scripts": scripts, "hcl": hcl_probe, "packer": self.tools["packer"],
             "qemu": self.tools["qemu-system-x86_64"],
@@ -273,19 +274,21 @@ class Build:
                 p.write_text(text)
                 paths.append(p)
             d = self.out.paths["disk"]
-            hcl = packer.render_template(
-                s, disk=d / "disk.raw", output_dir=work / "out", vm_name="image.qcow2",
-                accelerator=self.out.accelerator, ssh_key=d / "packer_key", scripts=paths,
-                console_log=tmp / "console.log")
-            (work / "image.pkr.hcl").write_text(hcl)
+            forward = sshgate.free_port()
 
             def on_event(ev: packer.PackerEvent) -> None:
                 if ev.type == "ui":
                     self.rep.update(ev.message)
 
-            runner = packer.StreamingPacker(self.run, on_event, self.opts.packer_timeout, work,
-                                            packer.tmpdir_for(self.run.dir))
-            rc, output, _ = runner.build(str(work / "image.pkr.hcl"))
+            with sshgate.gate(("127.0.0.1", forward), packer.SSH_TIMEOUT_S) as ssh:
+                hcl = packer.render_template(
+                    s, disk=d / "disk.raw", output_dir=work / "out", vm_name="image.qcow2",
+                    accelerator=self.out.accelerator, ssh_key=d / "packer_key", scripts=paths,
+                    console_log=tmp / "console.log", ssh_port=ssh.port, forward_port=forward)
+                (work / "image.pkr.hcl").write_text(hcl)
+                runner = packer.StreamingPacker(self.run, on_event, self.opts.packer_timeout, work,
+                                                packer.tmpdir_for(self.run.dir))
+                rc, output, _ = runner.build(str(work / "image.pkr.hcl"))
             if rc != 0:
                 errors = "\n".join(packer.errors_from(output)) or output[-1500:]
                 raise BuildFailed(f"packer build failed (exit {rc}):\n{errors}\n"

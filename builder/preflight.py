@@ -94,7 +94,7 @@ def rendered(spec: ImageSpec) -> dict[str, str]:
              "provision/image.pkr.hcl": packer.render_template(
                  spec, disk=Path("disk.raw"), output_dir=Path("out"), vm_name="image.qcow2", accelerator="tcg",
                  ssh_key=Path("packer_key"), scripts=[Path("scripts") / n for n in scripts],
-                 console_log=Path("console.log"))}
+                 console_log=Path("console.log"), ssh_port=2222, forward_port=2223)}  # ports: chosen per run
     files.update({f"provision/scripts/{n}": text for n, text in scripts.items()})
     for fmt, render in FORMATS.items():
         files[f"fabric/{topo.fabric.name}.{fmt}"] = render(topo, None)

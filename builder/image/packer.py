@@ -23,6 +23,7 @@ COMMA = "%!(PACKER_COMMA)"
 # the run's own directory under /run/builder: short, and removed with the run.
 PLUGIN_SOCKET_NAME_MAX = len("packer-plugin") + 10
 SUN_PATH_MAX = 107
+SSH_TIMEOUT_S = 15 * 60
 
 
 def tmpdir_for(run_dir: Path) -> Path:
@@ -73,8 +74,12 @@ def render_template(
     ssh_key: Path,
     scripts: list[Path],
     console_log: Path,
-    ssh_timeout: str = "15m",
+    ssh_port: int,
+    forward_port: int,
+    ssh_timeout: str = f"{SSH_TIMEOUT_S}s",
 ) -> str:
+    """`forward_port`: QEMU's host port forwarded to the guest's sshd; `ssh_port`: the SSH gate's
+    port in front of it, where packer connects."""
     return render(
         "image/packer.pkr.hcl.j2",
         spec=spec,
@@ -85,6 +90,8 @@ def render_template(
         ssh_key=str(ssh_key),
         scripts=[str(s) for s in scripts],
         console_log=str(console_log),
+        ssh_port=int(ssh_port),
+        forward_port=int(forward_port),
         ssh_timeout=ssh_timeout,
     )
 

@@ -55,7 +55,7 @@ def test_packer_template_and_scripts():
     hcl = packer.render_template(
         SPEC, disk=Path("/c/disk.raw"), output_dir=Path("/c/out"), vm_name="image.qcow2",
         accelerator="tcg", ssh_key=Path("/c/key"), scripts=[Path("/c/s/" + n) for n in scripts],
-        console_log=Path("/c/console.log"))
+        console_log=Path("/c/console.log"), ssh_port=40001, forward_port=40002)
     assert_golden("image/packer.pkr.hcl", hcl)
 
 
