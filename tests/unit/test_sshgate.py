@@ -7,7 +7,16 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from builder.image import sshgate
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    """Attempts of a fraction of a second: the same logic, tests that take one."""
+    monkeypatch.setattr(sshgate, "ATTEMPT", 0.25)
+    monkeypatch.setattr(sshgate, "PAUSE", 0.05)
 
 
 def slirp_like_upstream(stalls: int) -> tuple[socket.socket, list[str]]:
@@ -36,9 +45,7 @@ def slirp_like_upstream(stalls: int) -> tuple[socket.socket, list[str]]:
     return srv, seen
 
 
-def test_stalled_attempts_are_retried_afresh_then_bytes_pass_both_ways(monkeypatch):
-    monkeypatch.setattr(sshgate, "ATTEMPT", 0.3)
-    monkeypatch.setattr(sshgate, "PAUSE", 0.05)
+def test_stalled_attempts_are_retried_afresh_then_bytes_pass_both_ways():
     srv, seen = slirp_like_upstream(stalls=2)
     with srv, sshgate.gate(srv.getsockname()[:2], deadline=20) as g:
         c = socket.create_connection(("127.0.0.1", g.port), timeout=10)
@@ -53,8 +60,7 @@ def test_stalled_attempts_are_retried_afresh_then_bytes_pass_both_ways(monkeypat
     assert seen == ["stalled", "stalled", "answered"]
 
 
-def test_refused_until_qemu_listens(monkeypatch):
-    monkeypatch.setattr(sshgate, "PAUSE", 0.05)
+def test_refused_until_qemu_listens():
     port = sshgate.free_port()
     with sshgate.gate(("127.0.0.1", port), deadline=20) as g:
         c = socket.create_connection(("127.0.0.1", g.port), timeout=10)
@@ -67,9 +73,7 @@ def test_refused_until_qemu_listens(monkeypatch):
         c.close()
 
 
-def test_no_banner_before_the_deadline_closes_packers_connection(monkeypatch):
-    monkeypatch.setattr(sshgate, "ATTEMPT", 0.2)
-    monkeypatch.setattr(sshgate, "PAUSE", 0.05)
+def test_no_banner_before_the_deadline_closes_packers_connection():
     srv, _ = slirp_like_upstream(stalls=1000)
     with srv, sshgate.gate(srv.getsockname()[:2], deadline=1) as g:
         c = socket.create_connection(("127.0.0.1", g.port), timeout=10)
