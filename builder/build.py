@@ -68,6 +68,7 @@ METHODS = {"rootfs": ("rootfs",), "disk": ("disk", "_install_boot"), "provision"
            "box": ("box",), "convert": ("convert",), "export": ("export", "_export_stage")}
 TEST_STAGES = ("boot", "fabric", "lab")
 BACKGROUND_NICE = 19
+INTERRUPT_WAIT = 30  # seconds an interrupted build waits for its worker thread to unwind
 
 
 @functools.cache
@@ -416,8 +417,9 @@ class Build:
         priority, which on Linux is per thread and inherited by the processes it starts: a
         guest's boot keeps its pace and qemu-img takes what it leaves (at equal priority the boot
         test took 72 s instead of 30). A failure in the body wins: the worker stops after the
-        stage it is in, or on a signal is not waited for (the Run kills its processes). The
-        worker's own failure is raised once the body is done."""
+        stage it is in; on a signal the run is interrupted (its processes killed, nothing new
+        created) and the worker is waited for while it unwinds. The worker's own failure is
+        raised once the body is done."""
         stop = threading.Event()
 
         def work() -> None:
@@ -437,6 +439,8 @@ class Build:
             raise
         except BaseException:
             stop.set()
+            self.run.interrupt()
+            futures.wait([job], timeout=INTERRUPT_WAIT)
             pool.shutdown(wait=False)
             raise
         job.result()

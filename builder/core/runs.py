@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import proc
+from .errors import BuildFailed
 from .proc import alive, proc_start_time
 
 RUN_ROOT = Path(os.environ.get("BUILDER_RUN_DIR", "/run/builder"))
@@ -193,6 +194,7 @@ class Run:
     root: Path = RUN_ROOT
     _undo: list[tuple[str, dict]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ending: bool = field(default=False, repr=False)
 
     @property
     def tag(self) -> str:
@@ -223,6 +225,8 @@ class Run:
         if kind not in UNDO:
             raise ValueError(f"unknown resource kind {kind}")
         with self._lock:
+            if self._ending:
+                raise BuildFailed(f"run {self.id} is ending: no new {kind} is made")
             self._undo.append((kind, rec))
             with open(self.dir / "journal.jsonl", "a") as f:
                 f.write(json.dumps({"kind": kind, **rec}) + "\n")
@@ -246,6 +250,17 @@ class Run:
             kind, _ = self._undo.pop(i)
         UNDO[kind](rec)
         self._rewrite_journal()
+
+    def interrupt(self) -> None:
+        """For a run that is being abandoned while another thread still works in it: nothing new
+        may be recorded (so nothing new is created) and every recorded process is killed now, so
+        that thread fails fast and unwinds its own objects before the teardown."""
+        with self._lock:
+            self._ending = True
+            running = [r for k, r in self._undo if k == "process"]
+        for rec in running:
+            with contextlib.suppress(Exception):
+                _kill_process(rec)
 
     def keep(self, rec: dict) -> None:
         """Hand a recorded object over to its owner (a provisioned runner VM): forget it

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from builder import build, templates
 from builder.build import CODE, METHODS, Build, Outcome, Stage, method_digest
 from builder.core import proc
 from builder.core.errors import BuildFailed
+from builder.core.runs import Run
 from builder.image.cache import Cache, changes, summarise
 from builder.publish.manifest import Manifest
 from builder.spec import load_image
@@ -144,3 +146,26 @@ def test_alongside_stages_and_their_processes_run_at_the_lowest_priority(tmp_pat
     if Path("/proc/self/autogroup").exists():
         assert seen["child"].rstrip().endswith(f"nice {build.BACKGROUND_NICE}")
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller keeps its own
+
+
+def test_a_signal_interrupts_the_worker_which_unwinds_before_the_teardown(tmp_path):
+    """SIGTERM during the tests: the worker's tool is killed at once, it creates nothing more,
+    and it has unwound before the Run tears down (no object made behind the teardown's back)."""
+    b = bare_build(tmp_path, "sha256:a")
+    unwound, later = threading.Event(), []
+
+    def worker_stage():
+        try:
+            proc.run(["sleep", "60"], run_ctx=b.run)
+        finally:
+            unwound.set()
+
+    with Run(root=tmp_path / "runs") as b.run:
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt), b.alongside(worker_stage, lambda: later.append(1)):
+            time.sleep(0.5)
+            raise KeyboardInterrupt("signal 15")
+        assert unwound.is_set() and time.monotonic() - t0 < 10
+        with pytest.raises(BuildFailed, match="ending"):
+            b.run.record("path", path=str(tmp_path / "x"))
+    assert not later
