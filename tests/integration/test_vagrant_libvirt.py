@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from builder import atomic
 from builder.core import proc
 from builder.core.digests import sha256_file
-from builder.publish import local
 from builder.spec import load_image
 from builder.vagrant import box, catalog
 from tests.integration.runner_fixtures import (  # noqa: F401 (conn is a fixture)
@@ -59,7 +59,7 @@ def store(minimal_release: Path, tmp_path_factory) -> Path:
     vdir = out / "minimal" / "0.1.0"
     vdir.mkdir(parents=True)
     for p in minimal_release.iterdir():
-        local.place(p, vdir / p.name)
+        atomic.place(p, vdir / p.name)
     publish(out, "minimal", "0.1.0", box_files(vdir))
     return out
 
@@ -192,7 +192,7 @@ def test_vagrant_box_add_up_ssh_outdated_destroy(store, conn, tmp_path):
             files = box_files(v1)
             for f in files.values():
                 f["name"] = f["name"].replace("0.1.0", "0.2.0")
-                local.place(v1 / f["name"].replace("0.2.0", "0.1.0"), v2 / f["name"])
+                atomic.place(v1 / f["name"].replace("0.2.0", "0.1.0"), v2 / f["name"])
             publish(store, "minimal", "0.2.0", files)
             # --force: `up` has just checked, and without it Vagrant skips a check made within the hour
             out = vagrant(["box", "outdated", "--force"], env, project, timeout=300)
