@@ -441,10 +441,10 @@ class Build:
             stop.set()
             self.run.interrupt()
             futures.wait([job], timeout=INTERRUPT_WAIT)
-            pool.shutdown(wait=False)
             raise
+        finally:
+            pool.shutdown(wait=False)
         job.result()
-        pool.shutdown()
 
     def _export_stage(self, version: str) -> Stage:
         s = self.spec
