@@ -465,8 +465,7 @@ class Build:
         spec = self.spec.model_copy(update={"version": version})
 
         def produce(tmp: Path) -> None:
-            files = export.export(spec, self.out.paths["provision"] / "image.qcow2", self.out.paths["convert"],
-                                  tmp, self.run)
+            files = export.export(spec, self.out.paths["convert"], tmp, self.run)
             box = self.out.paths["box"]
             files.update(vbox.write_boxes(vbox.plan_for(spec), box / "box.qcow2", box / "box.vmdk", tmp))
             (tmp / "files.json").write_text(json.dumps(files, indent=2))

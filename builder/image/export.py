@@ -96,7 +96,7 @@ def convert_image(provisioned: Path, out: Path, run: Run) -> None:
     (out / DIGESTS).write_text(json.dumps(digests, indent=2))
 
 
-def export(spec: ImageSpec, provisioned: Path, converted: Path, out: Path, run: Run) -> dict[str, dict]:
+def export(spec: ImageSpec, converted: Path, out: Path, run: Run) -> dict[str, dict]:
     """The convert stage's files named for spec's version in out/ (hard links), and the OVA around
     the VMDK; return {format: {name, size, sha256}}."""
     names = file_names(spec)
@@ -109,7 +109,7 @@ def export(spec: ImageSpec, provisioned: Path, converted: Path, out: Path, run: 
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, mib in data:
         proc.run(empty_vmdk_argv(data_dir / name, mib << 20), run_ctx=run)
-    write_ova(ova, appliance(spec, virtual_size(provisioned), vmdk.name, data), vmdk,
+    write_ova(ova, appliance(spec, virtual_size(converted / CONVERTED["qcow2"]), vmdk.name, data), vmdk,
               [data_dir / name for name, _ in data])
     digests["ova"] = sha256_file(ova)
     return {fmt: {"name": name, "size": (out / name).stat().st_size, "sha256": digests[fmt]}
